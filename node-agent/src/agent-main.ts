@@ -1,0 +1,49 @@
+// Runs one agent as a process until SIGTERM or SIGINT: the body of
+// `mosaic agent`. SIGHUP re-reads the cluster file (members and volumes).
+import { Agent } from "./agent.ts";
+import { readClusterFile } from "./config.ts";
+import { createRootLogger } from "./log.ts";
+
+export interface AgentProcessOptions {
+  clusterFile: string;
+  nodeId: string;
+  dataDir: string;
+  capacityBytes: number;
+}
+
+export async function runAgentProcess(options: AgentProcessOptions): Promise<void> {
+  const log = createRootLogger({ node: options.nodeId });
+  const cluster = await readClusterFile(options.clusterFile);
+  const self = cluster.nodes.find((n) => n.id === options.nodeId);
+  if (self === undefined) {
+    throw new Error(
+      `node ${options.nodeId} is not in ${options.clusterFile} (nodes: ${cluster.nodes.map((n) => n.id).join(", ")})`,
+    );
+  }
+  const agent = await Agent.start({
+    nodeId: options.nodeId,
+    listen: self.addresses,
+    dataDir: options.dataDir,
+    capacityBytes: options.capacityBytes,
+    map: { epoch: cluster.epoch, nodes: cluster.nodes },
+    volumes: cluster.volumes,
+    log,
+  });
+
+  process.on("SIGHUP", () => {
+    readClusterFile(options.clusterFile).then(
+      (next) => agent.update({ epoch: next.epoch, nodes: next.nodes }, next.volumes),
+      (error) => log.error({ err: error }, "cluster file not reloaded"),
+    );
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ signal }, "stopping");
+      resolve();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+  await agent.stop();
+  log.flush();
+}

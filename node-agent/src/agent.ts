@@ -1,0 +1,140 @@
+// One Mosaic agent: its chunk store, its gRPC server on both channels, its
+// clients to peers, and the file service on top. Wiring only; the logic
+// lives in the modules it wires.
+import * as grpc from "@grpc/grpc-js";
+import type { ClusterMap } from "./core/cluster-map.ts";
+import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
+import type { DataContext } from "./data/context.ts";
+import { FileService } from "./data/file-service.ts";
+import { PieceIO } from "./data/pieces.ts";
+import { MosaicError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { filesServiceHandlers } from "./rpc/files-server.ts";
+import { PeerClients } from "./rpc/peer-client.ts";
+import { peerServiceHandlers } from "./rpc/peer-server.ts";
+import { FILES_SERVICE, PEER_SERVICE, raiseServerReceiveWindow, serverOptions } from "./rpc/wire.ts";
+import { ChunkStore } from "./storage/chunk-store.ts";
+
+export interface AgentConfig {
+  nodeId: string;
+  /** host:port to listen on for channel A and channel B. */
+  listen: [string, string];
+  dataDir: string;
+  capacityBytes: number;
+  map: ClusterMap;
+  volumes: VolumeSpec[];
+  /** Stripes in flight per file read or write (default 4). */
+  stripesInFlight?: number;
+  log: Logger;
+}
+
+export class Agent {
+  readonly nodeId: string;
+  readonly addresses: [string, string];
+  readonly files: FileService;
+  readonly store: ChunkStore;
+  readonly #server: grpc.Server;
+  readonly #peers: PeerClients;
+  readonly #log: Logger;
+  #map: ClusterMap;
+  #volumes: Map<string, VolumeSpec>;
+
+  private constructor(parts: {
+    config: AgentConfig;
+    addresses: [string, string];
+    server: grpc.Server;
+    store: ChunkStore;
+    peers: PeerClients;
+    files: FileService;
+    state: { map: ClusterMap; volumes: Map<string, VolumeSpec> };
+  }) {
+    this.nodeId = parts.config.nodeId;
+    this.addresses = parts.addresses;
+    this.#server = parts.server;
+    this.store = parts.store;
+    this.#peers = parts.peers;
+    this.files = parts.files;
+    this.#log = parts.config.log;
+    this.#map = parts.state.map;
+    this.#volumes = parts.state.volumes;
+  }
+
+  static async start(config: AgentConfig): Promise<Agent> {
+    const log = config.log;
+    const state = {
+      map: config.map,
+      volumes: new Map(config.volumes.map((v) => [v.name, validateVolumeSpec(v)])),
+    };
+    const store = await ChunkStore.open(config.dataDir, { capacityBytes: config.capacityBytes, log });
+    const peers = new PeerClients({ map: () => state.map, log });
+    const ctx: DataContext = {
+      self: config.nodeId,
+      map: () => state.map,
+      volume: (name) => state.volumes.get(name),
+      volumes: () => [...state.volumes.values()],
+      pieces: new PieceIO(config.nodeId, store, peers, log),
+      log,
+      stripesInFlight: config.stripesInFlight ?? 4,
+    };
+    const files = new FileService(ctx, store, peers);
+    const server = new grpc.Server(serverOptions());
+    server.addService(PEER_SERVICE, peerServiceHandlers({ store, volume: ctx.volume, files, log }));
+    server.addService(FILES_SERVICE, filesServiceHandlers(files, log));
+    const addresses = (await Promise.all(config.listen.map((a) => bind(server, a)))) as [string, string];
+    if (!raiseServerReceiveWindow(server))
+      log.warn("could not raise the gRPC server's receive window; puts will be slower");
+    const agent = new Agent({ config, addresses, server, store, peers, files, state });
+    log.info(
+      {
+        addresses,
+        dataDir: config.dataDir,
+        volumes: [...state.volumes.keys()],
+        peers: config.map.nodes.length - 1,
+      },
+      "agent started",
+    );
+    agent.#setState = (map, volumes) => {
+      state.map = map;
+      state.volumes = volumes;
+    };
+    return agent;
+  }
+
+  #setState: (map: ClusterMap, volumes: Map<string, VolumeSpec>) => void = () => {};
+
+  get map(): ClusterMap {
+    return this.#map;
+  }
+
+  /** Adopts a newer cluster map (and volume set); an older or equal epoch is ignored. */
+  update(map: ClusterMap, volumes: VolumeSpec[] = [...this.#volumes.values()]): boolean {
+    if (map.epoch <= this.#map.epoch) return false;
+    this.#map = map;
+    this.#volumes = new Map(volumes.map((v) => [v.name, validateVolumeSpec(v)]));
+    this.#setState(this.#map, this.#volumes);
+    this.#log.info({ epoch: map.epoch }, "cluster map updated");
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+    this.#peers.close();
+    this.#log.info("agent stopped");
+  }
+}
+
+function bind(server: grpc.Server, address: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+      if (error) {
+        reject(
+          new MosaicError("MOSAIC_ERR_INTERNAL", `cannot listen on ${address}: ${error.message}`, {
+            cause: error,
+          }),
+        );
+      } else {
+        resolve(`${address.slice(0, address.lastIndexOf(":"))}:${port}`);
+      }
+    });
+  });
+}

@@ -1,0 +1,122 @@
+// A client of one agent's Files service over gRPC: what the CLI, tests and
+// benchmarks use. Streams both ways; nothing holds a whole file.
+import * as grpc from "@grpc/grpc-js";
+import type { ClusterMap } from "../core/cluster-map.ts";
+import type { FileManifest } from "../core/manifest.ts";
+import type { VolumeSpec } from "../core/volume.ts";
+import type { PieceState } from "../data/file-service.ts";
+import type { FileRequest } from "../rpc/messages.ts";
+import { splitHeader, writeAll } from "../rpc/streams.ts";
+import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
+
+const FilesClient = grpc.makeGenericClientConstructor(FILES_SERVICE, "mosaic.v1.Files");
+
+type Callback = (error: grpc.ServiceError | null, reply: Buffer) => void;
+type RawFilesClient = grpc.Client & {
+  put(callback: Callback): grpc.ClientWritableStream<Buffer>;
+  get(request: Buffer): grpc.ClientReadableStream<Buffer>;
+} & Record<
+    "stat" | "list" | "delete" | "cluster",
+    (request: Buffer, options: grpc.CallOptions, callback: Callback) => void
+  >;
+
+export interface ClusterInfo {
+  node: string;
+  map: ClusterMap;
+  volumes: VolumeSpec[];
+}
+
+export class AgentClient {
+  readonly address: string;
+  readonly #client: RawFilesClient;
+
+  constructor(address: string) {
+    this.address = address;
+    this.#client = new FilesClient(
+      address,
+      grpc.credentials.createInsecure(),
+      channelOptions(),
+    ) as unknown as RawFilesClient;
+  }
+
+  /** Stores a file from a stream of bytes; resolves once every piece and the manifest are durable. */
+  put(
+    volume: string,
+    name: string,
+    source: AsyncIterable<Buffer>,
+    sizeBytes?: number,
+  ): Promise<FileManifest> {
+    return new Promise((resolve, reject) => {
+      const call = this.#client.put((error, reply) => {
+        if (error) reject(fromServiceError(error, this.address));
+        else resolve(decodeJson(reply, "put reply", (v) => (v as { manifest: FileManifest }).manifest));
+      });
+      const request: FileRequest =
+        sizeBytes === undefined ? { op: "put", volume, name } : { op: "put", volume, name, sizeBytes };
+      call.write(encodeJson(request));
+      writeAll(call, source).then(
+        () => call.end(),
+        (error) => {
+          call.cancel();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** The file's manifest, then its bytes as they arrive. */
+  async get(volume: string, name: string): Promise<{ manifest: FileManifest; body: AsyncIterable<Buffer> }> {
+    const call = this.#client.get(encodeJson({ op: "get", volume, name } satisfies FileRequest));
+    try {
+      const stream = await splitHeader(call, "get");
+      const { manifest } = decodeJson(stream.header, "get reply", (v) => v as { manifest: FileManifest });
+      return { manifest, body: this.#rethrowing(stream.data) };
+    } catch (error) {
+      call.cancel();
+      throw fromServiceError(error, this.address);
+    }
+  }
+
+  stat(volume: string, name: string): Promise<{ manifest: FileManifest; pieces: PieceState[] }> {
+    return this.#unary("stat", { op: "stat", volume, name });
+  }
+
+  async list(volume: string, prefix?: string): Promise<FileManifest[]> {
+    const request: FileRequest =
+      prefix === undefined ? { op: "list", volume } : { op: "list", volume, prefix };
+    return (await this.#unary<{ files: FileManifest[] }>("list", request)).files;
+  }
+
+  async delete(volume: string, name: string): Promise<FileManifest> {
+    return (await this.#unary<{ manifest: FileManifest }>("delete", { op: "delete", volume, name })).manifest;
+  }
+
+  cluster(timeoutMs = 5_000): Promise<ClusterInfo> {
+    return this.#unary("cluster", { op: "cluster" }, timeoutMs);
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+
+  #unary<T>(
+    method: "stat" | "list" | "delete" | "cluster",
+    request: FileRequest,
+    timeoutMs = 60_000,
+  ): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.#client[method](encodeJson(request), { deadline: Date.now() + timeoutMs }, (error, reply) => {
+        if (error) reject(fromServiceError(error, this.address));
+        else resolve(decodeJson(reply, `${method} reply`, (v) => v as T));
+      });
+    });
+  }
+
+  async *#rethrowing(data: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    try {
+      yield* data;
+    } catch (error) {
+      throw fromServiceError(error, this.address);
+    }
+  }
+}

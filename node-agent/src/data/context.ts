@@ -1,0 +1,16 @@
+// What the file layer needs from its agent, in one place.
+import type { ClusterMap } from "../core/cluster-map.ts";
+import type { VolumeSpec } from "../core/volume.ts";
+import type { Logger } from "../log.ts";
+import type { PieceIO } from "./pieces.ts";
+
+export interface DataContext {
+  self: string;
+  map: () => ClusterMap;
+  volume: (name: string) => VolumeSpec | undefined;
+  volumes: () => VolumeSpec[];
+  pieces: PieceIO;
+  log: Logger;
+  /** Stripes encoded and sent (written) or fetched (read) concurrently per file. */
+  stripesInFlight: number;
+}

@@ -1,0 +1,175 @@
+// Reading a file: fetch each stripe's data pieces in parallel, a few stripes
+// ahead, and yield the bytes in order. A piece that is missing, corrupt,
+// stale or on an unreachable node is routed around: the stripe is rebuilt
+// from parity or read from another replica (a degraded read, logged with the
+// reason). The whole file is never in memory; a stripe at a time is.
+import { crc32c } from "@node-rs/crc32";
+import type { FileManifest } from "../core/manifest.ts";
+import { placeStripe } from "../core/placement.ts";
+import { pieceLengths, shardBytes, stripeRange } from "../core/stripes.ts";
+import { layoutOf, type StripeLayout } from "../core/volume.ts";
+import { ErasureCodec } from "../erasure/codec.ts";
+import { MosaicError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { DataContext } from "./context.ts";
+
+export interface ReadStats {
+  degradedStripes: number;
+  failedPieces: { stripe: number; slot: number; node: string; reason: string }[];
+}
+
+export async function* readFile(
+  ctx: DataContext,
+  manifest: FileManifest,
+  stats?: ReadStats,
+): AsyncGenerator<Buffer> {
+  const layout = layoutOf(manifest);
+  const log = ctx.log.child({ component: "reader", volume: manifest.volume, file: manifest.name });
+  const reader = new StripeReader(
+    ctx,
+    manifest,
+    layout,
+    log,
+    stats ?? { degradedStripes: 0, failedPieces: [] },
+  );
+  const ahead: Promise<Buffer[]>[] = [];
+  let next = 0;
+  let crc = 0;
+  try {
+    while (next < manifest.stripes || ahead.length > 0) {
+      while (next < manifest.stripes && ahead.length < ctx.stripesInFlight) {
+        const p = reader.read(next++);
+        p.catch(() => {}); // observed when awaited below; avoids an unhandled rejection meanwhile
+        ahead.push(p);
+      }
+      for (const part of await (ahead.shift() as Promise<Buffer[]>)) {
+        crc = crc32c(part, crc);
+        yield part;
+      }
+    }
+  } finally {
+    await Promise.allSettled(ahead);
+  }
+  if (crc !== manifest.crc32c) {
+    throw new MosaicError(
+      "MOSAIC_ERR_CHUNK_CORRUPT",
+      `${manifest.volume}/${manifest.name} v${manifest.version}: whole-file checksum 0x${crc.toString(16)} ` +
+        `differs from the manifest's 0x${manifest.crc32c.toString(16)}`,
+    );
+  }
+}
+
+class StripeReader {
+  readonly #ctx: DataContext;
+  readonly #manifest: FileManifest;
+  readonly #layout: StripeLayout;
+  readonly #log: Logger;
+  readonly #stats: ReadStats;
+  readonly #codec: ErasureCodec | undefined;
+
+  constructor(ctx: DataContext, manifest: FileManifest, layout: StripeLayout, log: Logger, stats: ReadStats) {
+    this.#ctx = ctx;
+    this.#manifest = manifest;
+    this.#layout = layout;
+    this.#log = log;
+    this.#stats = stats;
+    this.#codec = layout.kind === "erasure" ? ErasureCodec.forLayout(layout) : undefined;
+  }
+
+  /** The stripe's file bytes, as one or more buffers in order. */
+  async read(stripe: number): Promise<Buffer[]> {
+    const { start, end } = stripeRange(this.#manifest.sizeBytes, this.#layout, stripe);
+    const lengths = pieceLengths(end - start, this.#layout);
+    const m = this.#manifest;
+    const nodes = placeStripe(
+      this.#ctx.map(),
+      { volume: m.volume, fileId: m.fileId, stripe },
+      this.#layout.width,
+    );
+    return this.#layout.kind === "replicas"
+      ? this.#readReplica(stripe, nodes)
+      : this.#readErasure(stripe, nodes, lengths, end - start);
+  }
+
+  async #fetch(stripe: number, slot: number, node: string): Promise<Buffer[]> {
+    const m = this.#manifest;
+    const key = { volume: m.volume, fileId: m.fileId, version: m.version, stripe, slot };
+    try {
+      return await this.#ctx.pieces.get(node, key);
+    } catch (error) {
+      const reason = (error as Error).message;
+      this.#stats.failedPieces.push({ stripe, slot, node, reason });
+      this.#log.warn(
+        { stripe, slot, node, version: m.version, reason },
+        "piece unavailable; reading degraded",
+      );
+      throw error;
+    }
+  }
+
+  /** Replicas: start at a slot that rotates with the stripe, so reads spread over every holder. */
+  async #readReplica(stripe: number, nodes: string[]): Promise<Buffer[]> {
+    const width = nodes.length;
+    for (let attempt = 0; attempt < width; attempt++) {
+      const slot = (stripe + attempt) % width;
+      try {
+        const data = await this.#fetch(stripe, slot, nodes[slot] as string);
+        if (attempt > 0) this.#degraded(stripe, `read replica ${slot} after ${attempt} failed`);
+        return data;
+      } catch {}
+    }
+    throw this.#unavailable(stripe, 0, 1);
+  }
+
+  async #readErasure(stripe: number, nodes: string[], lengths: number[], bytes: number): Promise<Buffer[]> {
+    const k = this.#layout.dataPieces;
+    const pieces: (Buffer[] | undefined)[] = new Array(this.#layout.width).fill(undefined);
+    const fetchSlots = async (slots: number[]) => {
+      await Promise.allSettled(
+        slots.map(async (slot) => {
+          pieces[slot] =
+            (lengths[slot] as number) === 0 ? [] : await this.#fetch(stripe, slot, nodes[slot] as string);
+        }),
+      );
+    };
+    const dataSlots = Array.from({ length: k }, (_, slot) => slot);
+    await fetchSlots(dataSlots);
+    if (dataSlots.every((slot) => pieces[slot] !== undefined)) return pieces.slice(0, k).flat() as Buffer[];
+
+    const missing = dataSlots.filter((slot) => pieces[slot] === undefined).length;
+    const paritySlots = Array.from({ length: this.#layout.redundantPieces }, (_, p) => k + p);
+    await fetchSlots(paritySlots);
+    const present = pieces.filter((p) => p !== undefined).length;
+    if (present < k) throw this.#unavailable(stripe, present, k);
+    this.#degraded(stripe, `rebuilt ${missing} data piece(s) from parity`);
+    const shard = shardBytes(bytes, this.#layout);
+    const joined = pieces.map((p) =>
+      p === undefined ? undefined : p.length === 1 ? p[0] : Buffer.concat(p),
+    );
+    const data = await (this.#codec as ErasureCodec).decode(joined, shard);
+    return [data.subarray(0, bytes)];
+  }
+
+  #degraded(stripe: number, how: string): void {
+    this.#stats.degradedStripes++;
+    this.#log.warn({ stripe, version: this.#manifest.version }, `degraded read: ${how}`);
+  }
+
+  #unavailable(stripe: number, present: number, needed: number): MosaicError {
+    const m = this.#manifest;
+    const failures = this.#stats.failedPieces
+      .filter((f) => f.stripe === stripe)
+      .map((f) => `slot ${f.slot} on ${f.node}: ${f.reason}`);
+    return new MosaicError(
+      "MOSAIC_ERR_DATA_UNAVAILABLE",
+      `${m.volume}/${m.name} stripe ${stripe}: ${present} pieces readable, ${needed} needed — more nodes are ` +
+        `down than ${describe(this.#layout)} covers (${failures.join("; ")})`,
+    );
+  }
+}
+
+function describe(layout: StripeLayout): string {
+  return layout.kind === "replicas"
+    ? `${layout.width} replicas`
+    : `erasure ${layout.dataPieces}+${layout.redundantPieces}`;
+}

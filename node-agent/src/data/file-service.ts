@@ -1,0 +1,228 @@
+// The file operations an agent serves — put, get, stat, list, delete — for
+// its own clients and for requests other agents forward to it. Writes of a
+// file are coordinated by its owner (first live manifest holder), so versions
+// of one name are assigned in one place; a write that reaches any other
+// agent is forwarded there (seed 000's forward_request / forward_response).
+import type { FileManifest } from "../core/manifest.ts";
+import { fileIdOf } from "../core/names.ts";
+import { placeStripe } from "../core/placement.ts";
+import { layoutOf, type VolumeSpec } from "../core/volume.ts";
+import { MosaicError } from "../errors.ts";
+import type { FileHandler, FileReply } from "../rpc/file-handler.ts";
+import type { FileRequest } from "../rpc/messages.ts";
+import type { PeerClients } from "../rpc/peer-client.ts";
+import { decodeJson } from "../rpc/wire.ts";
+import type { ChunkStore } from "../storage/chunk-store.ts";
+import { KeyedMutex } from "../storage/keyed-mutex.ts";
+import type { DataContext } from "./context.ts";
+import { fileOwner, readManifest, writeManifest } from "./file-manifests.ts";
+import { readFile } from "./file-reader.ts";
+import { writeFile } from "./file-writer.ts";
+import { readLocalManifest, readLocalManifests } from "./manifests.ts";
+
+export interface PieceState {
+  stripe: number;
+  slot: number;
+  node: string;
+  state: "ok" | "missing" | "unreachable" | "corrupt";
+  detail?: string;
+}
+
+export class FileService implements FileHandler {
+  readonly #ctx: DataContext;
+  readonly #store: ChunkStore;
+  readonly #peers: PeerClients;
+  readonly #writes = new KeyedMutex();
+
+  constructor(ctx: DataContext, store: ChunkStore, peers: PeerClients) {
+    this.#ctx = ctx;
+    this.#store = store;
+    this.#peers = peers;
+  }
+
+  async handle(
+    request: FileRequest,
+    input: AsyncIterable<Buffer>,
+    origin: { forwarded: boolean },
+  ): Promise<FileReply> {
+    switch (request.op) {
+      case "cluster":
+        return { header: { node: this.#ctx.self, map: this.#ctx.map(), volumes: this.#volumes() } };
+      case "list":
+        return { header: { files: await this.list(request.volume, request.prefix) } };
+      case "get": {
+        const manifest = await this.manifest(request.volume, request.name);
+        return { header: { manifest }, body: readFile(this.#ctx, manifest) };
+      }
+      case "stat": {
+        const manifest = await this.manifest(request.volume, request.name);
+        return { header: { manifest, pieces: await this.pieceStates(manifest) } };
+      }
+      case "put":
+      case "delete":
+        return this.#atOwner(request, input, origin);
+    }
+  }
+
+  localManifest(volume: string, fileId: string): Promise<FileManifest | undefined> {
+    return readLocalManifest(this.#store, volume, fileId);
+  }
+
+  localManifests(volume: string): Promise<FileManifest[]> {
+    return readLocalManifests(this.#store, volume);
+  }
+
+  /** The file as readers see it; a deleted or unknown name is NO_SUCH_FILE. */
+  async manifest(volume: string, name: string): Promise<FileManifest> {
+    const spec = this.#spec(volume);
+    const manifest = await readManifest(this.#ctx, volume, fileIdOf(volume, name), spec.redundancy);
+    if (manifest === undefined || manifest.deleted) {
+      throw new MosaicError("MOSAIC_ERR_NO_SUCH_FILE", `no file ${JSON.stringify(name)} in volume ${volume}`);
+    }
+    return manifest;
+  }
+
+  /** Every live file of a volume, from every node that answers, newest version of each. */
+  async list(volume: string, prefix = ""): Promise<FileManifest[]> {
+    this.#spec(volume);
+    const live = this.#ctx.map().nodes.filter((n) => n.state !== "out");
+    const results = await Promise.allSettled(live.map((n) => this.#ctx.pieces.manifests(n.id, volume)));
+    const newest = new Map<string, FileManifest>();
+    for (const result of results) {
+      if (result.status === "rejected") continue;
+      for (const m of result.value) {
+        const seen = newest.get(m.fileId);
+        if (seen === undefined || m.version > seen.version) newest.set(m.fileId, m);
+      }
+    }
+    return [...newest.values()]
+      .filter((m) => !m.deleted && m.name.startsWith(prefix))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Where every piece of a file is and whether its holder has it at the file's version. */
+  async pieceStates(manifest: FileManifest): Promise<PieceState[]> {
+    const layout = layoutOf(manifest);
+    const states: PieceState[] = [];
+    for (let stripe = 0; stripe < manifest.stripes; stripe++) {
+      const nodes = placeStripe(
+        this.#ctx.map(),
+        { volume: manifest.volume, fileId: manifest.fileId, stripe },
+        layout.width,
+      );
+      const checks = nodes.map(async (node, slot): Promise<PieceState> => {
+        const key = {
+          volume: manifest.volume,
+          fileId: manifest.fileId,
+          version: manifest.version,
+          stripe,
+          slot,
+        };
+        try {
+          const header = await this.#ctx.pieces.stat(node, key);
+          return { stripe, slot, node, state: header === undefined ? "missing" : "ok" };
+        } catch (error) {
+          const e = error as MosaicError;
+          const state = e.code === "MOSAIC_ERR_CHUNK_CORRUPT" ? "corrupt" : "unreachable";
+          return { stripe, slot, node, state, detail: e.message };
+        }
+      });
+      states.push(...(await Promise.all(checks)));
+    }
+    return states;
+  }
+
+  async #atOwner(
+    request: Extract<FileRequest, { op: "put" | "delete" }>,
+    input: AsyncIterable<Buffer>,
+    origin: { forwarded: boolean },
+  ): Promise<FileReply> {
+    const spec = this.#spec(request.volume);
+    const fileId = fileIdOf(spec.name, request.name);
+    const owner = fileOwner(this.#ctx, spec.name, fileId, spec.redundancy);
+    // A forwarded request is served here even if our maps disagree: never forward twice.
+    if (owner !== this.#ctx.self && !origin.forwarded) {
+      this.#ctx.log.debug(
+        { op: request.op, volume: spec.name, file: request.name, owner },
+        "forwarding to owner",
+      );
+      const reply = await this.#peers.forwardRequest(owner, request, input);
+      return { header: decodeJson(reply.header, "forwarded reply", (v) => v) };
+    }
+    return this.#writes.run(fileId, async () => {
+      const previous = await readManifest(this.#ctx, spec.name, fileId, spec.redundancy);
+      // Versions grow by one per write, and never fall behind the clock, so
+      // a coordinator that missed a write still cannot reuse a version.
+      const version = Math.max((previous?.version ?? 0) + 1, Date.now() * 1000);
+      const manifest =
+        request.op === "put"
+          ? await writeFile(this.#ctx, {
+              spec,
+              name: request.name,
+              version,
+              sizeBytes: request.sizeBytes,
+              source: input,
+            })
+          : await this.#tombstone(spec, request.name, previous, version);
+      this.#collectGarbage(spec.name, fileId, manifest.version);
+      return { header: { manifest } };
+    });
+  }
+
+  async #tombstone(
+    spec: VolumeSpec,
+    name: string,
+    previous: FileManifest | undefined,
+    version: number,
+  ): Promise<FileManifest> {
+    if (previous === undefined || previous.deleted) {
+      throw new MosaicError(
+        "MOSAIC_ERR_NO_SUCH_FILE",
+        `no file ${JSON.stringify(name)} in volume ${spec.name}`,
+      );
+    }
+    const tombstone: FileManifest = {
+      ...previous,
+      version,
+      sizeBytes: 0,
+      stripes: 0,
+      crc32c: 0,
+      createdAt: new Date().toISOString(),
+      writer: this.#ctx.self,
+      deleted: true,
+    };
+    await writeManifest(this.#ctx, tombstone);
+    this.#ctx.log.info({ volume: spec.name, file: name, version }, "file deleted");
+    return tombstone;
+  }
+
+  /** Older versions are garbage once a newer manifest is durable; removal is best effort and logged. */
+  #collectGarbage(volume: string, fileId: string, version: number): void {
+    const live = this.#ctx.map().nodes.filter((n) => n.state === "up");
+    Promise.allSettled(
+      live.map((n) => this.#ctx.pieces.deleteVersions(n.id, { volume, fileId, belowVersion: version })),
+    ).then((results) => {
+      const failed = results.filter((r) => r.status === "rejected").length;
+      if (failed > 0) this.#ctx.log.warn({ volume, fileId, failed }, "old versions not removed everywhere");
+    });
+  }
+
+  #spec(volume: string): VolumeSpec {
+    const spec = this.#ctx.volume(volume);
+    if (spec === undefined) {
+      throw new MosaicError(
+        "MOSAIC_ERR_UNKNOWN_VOLUME",
+        `no volume named ${JSON.stringify(volume)} (volumes: ${
+          this.#volumes()
+            .map((v) => v.name)
+            .join(", ") || "none"
+        })`,
+      );
+    }
+    return spec;
+  }
+
+  #volumes(): VolumeSpec[] {
+    return this.#ctx.volumes();
+  }
+}

@@ -1,0 +1,76 @@
+// Piece I/O addressed by node id: this node's own pieces go straight to its
+// store, everyone else's over gRPC. The file layer never cares which.
+import { crc32c } from "@node-rs/crc32";
+import type { FileManifest } from "../core/manifest.ts";
+import { isMosaicError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { VersionsRequest } from "../rpc/messages.ts";
+import type { PeerClients } from "../rpc/peer-client.ts";
+import type { ChunkHeader, PieceKey } from "../storage/chunk-format.ts";
+import type { ChunkStore } from "../storage/chunk-store.ts";
+import { readLocalManifest, readLocalManifests } from "./manifests.ts";
+
+export function pieceName(key: PieceKey): string {
+  return `${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot}`;
+}
+
+export class PieceIO {
+  readonly self: string;
+  readonly #store: ChunkStore;
+  readonly #peers: PeerClients;
+  readonly #log: Logger;
+
+  constructor(self: string, store: ChunkStore, peers: PeerClients, log: Logger) {
+    this.self = self;
+    this.#store = store;
+    this.#peers = peers;
+    this.#log = log.child({ component: "pieces" });
+  }
+
+  async put(node: string, key: PieceKey, data: Buffer[]): Promise<void> {
+    if (node === this.self) {
+      await this.#store.put(key, data);
+      return;
+    }
+    const dataLengthBytes = data.reduce((n, part) => n + part.length, 0);
+    const crc = data.reduce((c, part) => crc32c(part, c), 0);
+    await this.#peers.putPiece(node, { key, dataLengthBytes, crc32c: crc }, data);
+  }
+
+  async get(node: string, key: PieceKey): Promise<Buffer[]> {
+    if (node !== this.self) return (await this.#peers.getPiece(node, key)).data;
+    try {
+      return [(await this.#store.get(key)).data];
+    } catch (error) {
+      if (isMosaicError(error, "MOSAIC_ERR_CHUNK_CORRUPT")) {
+        this.#log.warn({ piece: pieceName(key), err: error.message }, "corrupt piece found on read");
+      }
+      throw error;
+    }
+  }
+
+  stat(node: string, key: PieceKey): Promise<ChunkHeader | undefined> {
+    return node === this.self ? this.#store.stat(key) : this.#peers.statPiece(node, key);
+  }
+
+  async deleteVersions(node: string, request: VersionsRequest): Promise<number> {
+    if (node !== this.self) return (await this.#peers.deleteVersions(node, request)).freedBytes;
+    const doomed =
+      request.version !== undefined
+        ? (v: number) => v === request.version
+        : (v: number) => v < (request.belowVersion ?? 0);
+    return this.#store.deleteVersions(request.volume, request.fileId, doomed);
+  }
+
+  manifest(node: string, volume: string, fileId: string): Promise<FileManifest | undefined> {
+    return node === this.self
+      ? readLocalManifest(this.#store, volume, fileId)
+      : this.#peers.getManifest(node, { volume, fileId });
+  }
+
+  manifests(node: string, volume: string): Promise<FileManifest[]> {
+    return node === this.self
+      ? readLocalManifests(this.#store, volume)
+      : this.#peers.listManifests(node, volume);
+  }
+}

@@ -1,0 +1,145 @@
+// Every message that crosses the wire, with the validator that turns an
+// untrusted JSON value into it. A validator names the first bad field.
+import { validateFileId, validateFileName } from "../core/names.ts";
+import { MosaicError } from "../errors.ts";
+import type { PieceKey } from "../storage/chunk-format.ts";
+
+export type FileRequest =
+  | { op: "put"; volume: string; name: string; sizeBytes?: number }
+  | { op: "get"; volume: string; name: string }
+  | { op: "stat"; volume: string; name: string }
+  | { op: "list"; volume: string; prefix?: string }
+  | { op: "delete"; volume: string; name: string }
+  | { op: "cluster" };
+
+export type FileOp = FileRequest["op"];
+
+export interface PutPieceHeader {
+  key: PieceKey;
+  dataLengthBytes: number;
+  /** crc32c computed by the writer: the holder checks it before storing, so the wire is covered too. */
+  crc32c: number;
+}
+
+export interface GetPieceHeader {
+  dataLengthBytes: number;
+  crc32c: number;
+}
+
+export interface VersionsRequest {
+  volume: string;
+  fileId: string;
+  /** Delete every version below this one (garbage after a newer write). */
+  belowVersion?: number;
+  /** Delete exactly this version (an aborted write). */
+  version?: number;
+}
+
+function fail(what: string, why: string): never {
+  throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `${what}: ${why}`);
+}
+
+function object(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    fail(what, "must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+function string(o: Record<string, unknown>, field: string, what: string): string {
+  const v = o[field];
+  if (typeof v !== "string" || v.length === 0) fail(what, `${field} must be a non-empty string`);
+  return v;
+}
+
+function integer(o: Record<string, unknown>, field: string, what: string, min: number, max: number): number {
+  const v = o[field];
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) {
+    fail(what, `${field} must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v as number;
+}
+
+function optionalInteger(o: Record<string, unknown>, field: string, what: string, min: number, max: number) {
+  return o[field] === undefined ? undefined : integer(o, field, what, min, max);
+}
+
+const U32 = 0xffff_ffff;
+
+export function validatePieceKey(value: unknown, what = "piece key"): PieceKey {
+  const o = object(value, what);
+  return {
+    volume: string(o, "volume", what),
+    fileId: validateFileId(o.fileId),
+    version: integer(o, "version", what, 0, Number.MAX_SAFE_INTEGER),
+    stripe: integer(o, "stripe", what, -1, 0x7fff_ffff),
+    slot: integer(o, "slot", what, 0, 0xffff),
+  };
+}
+
+export function validatePutPieceHeader(value: unknown): PutPieceHeader {
+  const o = object(value, "PutPiece header");
+  return {
+    key: validatePieceKey(o.key),
+    dataLengthBytes: integer(o, "dataLengthBytes", "PutPiece header", 0, U32),
+    crc32c: integer(o, "crc32c", "PutPiece header", 0, U32),
+  };
+}
+
+export function validateGetPieceHeader(value: unknown): GetPieceHeader {
+  const o = object(value, "GetPiece header");
+  return {
+    dataLengthBytes: integer(o, "dataLengthBytes", "GetPiece header", 0, U32),
+    crc32c: integer(o, "crc32c", "GetPiece header", 0, U32),
+  };
+}
+
+export function validateKeyRequest(value: unknown): { key: PieceKey } {
+  return { key: validatePieceKey(object(value, "request").key) };
+}
+
+export function validateFileRef(value: unknown): { volume: string; fileId: string } {
+  const o = object(value, "request");
+  return { volume: string(o, "volume", "request"), fileId: validateFileId(o.fileId) };
+}
+
+export function validateVolumeRef(value: unknown): { volume: string } {
+  return { volume: string(object(value, "request"), "volume", "request") };
+}
+
+export function validateVersionsRequest(value: unknown): VersionsRequest {
+  const o = object(value, "DeleteVersions request");
+  const request: VersionsRequest = { ...validateFileRef(o) };
+  const below = optionalInteger(o, "belowVersion", "DeleteVersions request", 0, Number.MAX_SAFE_INTEGER);
+  const exact = optionalInteger(o, "version", "DeleteVersions request", 0, Number.MAX_SAFE_INTEGER);
+  if ((below === undefined) === (exact === undefined))
+    fail("DeleteVersions request", "give belowVersion or version");
+  if (below !== undefined) request.belowVersion = below;
+  if (exact !== undefined) request.version = exact;
+  return request;
+}
+
+export function validateFileRequest(value: unknown): FileRequest {
+  const o = object(value, "file request");
+  const what = `file request ${JSON.stringify(o.op)}`;
+  switch (o.op) {
+    case "cluster":
+      return { op: "cluster" };
+    case "list": {
+      const prefix = o.prefix === undefined ? undefined : string(o, "prefix", what);
+      return prefix === undefined
+        ? { op: "list", volume: string(o, "volume", what) }
+        : { op: "list", volume: string(o, "volume", what), prefix };
+    }
+    case "put": {
+      const sizeBytes = optionalInteger(o, "sizeBytes", what, 0, Number.MAX_SAFE_INTEGER);
+      const base = { op: "put" as const, volume: string(o, "volume", what), name: validateFileName(o.name) };
+      return sizeBytes === undefined ? base : { ...base, sizeBytes };
+    }
+    case "get":
+    case "stat":
+    case "delete":
+      return { op: o.op, volume: string(o, "volume", what), name: validateFileName(o.name) };
+    default:
+      fail("file request", `unknown op ${JSON.stringify(o.op)} (put, get, stat, list, delete, cluster)`);
+  }
+}

@@ -1,0 +1,241 @@
+// Calls from this agent to its peers. Connections are made lazily on first
+// use and re-made by grpc-js when they drop, so an agent starts whether or not
+// its peers are up. Each peer is reachable on two channels (two NICs); a
+// unary call that cannot reach a peer on one is tried once on the other.
+// (Per-peer channel state driven by heartbeats replaces this in the
+// failure-detection work.)
+
+import * as grpc from "@grpc/grpc-js";
+import { crc32c } from "@node-rs/crc32";
+import type { ClusterMap } from "../core/cluster-map.ts";
+import { nodeById } from "../core/cluster-map.ts";
+import { type FileManifest, validateManifest } from "../core/manifest.ts";
+import { isMosaicError, MosaicError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { ChunkHeader, PieceKey } from "../storage/chunk-format.ts";
+import {
+  type FileRequest,
+  type GetPieceHeader,
+  type PutPieceHeader,
+  type VersionsRequest,
+  validateGetPieceHeader,
+} from "./messages.ts";
+import { collect, splitHeader, writeAll } from "./streams.ts";
+import { channelOptions, decodeJson, encodeJson, fromServiceError, PEER_SERVICE } from "./wire.ts";
+
+const PeerClient = grpc.makeGenericClientConstructor(PEER_SERVICE, "mosaic.v1.Peer");
+type Unary = (
+  request: Buffer,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, reply: Buffer) => void,
+) => grpc.ClientUnaryCall;
+type UnaryMethod = "statPiece" | "deleteVersions" | "getManifest" | "listManifests" | "usage";
+
+/** The methods makeGenericClientConstructor adds from PEER_SERVICE, typed. */
+type RawClient = grpc.Client &
+  Record<UnaryMethod, Unary> & {
+    putPiece(
+      options: grpc.CallOptions,
+      callback: (error: grpc.ServiceError | null, reply: Buffer) => void,
+    ): grpc.ClientWritableStream<Buffer>;
+    getPiece(request: Buffer, options: grpc.CallOptions): grpc.ClientReadableStream<Buffer>;
+    forward(): grpc.ClientDuplexStream<Buffer, Buffer>;
+  };
+
+export interface PeerClientsOptions {
+  map: () => ClusterMap;
+  log: Logger;
+  /** Deadline of unary calls and of each piece transfer. */
+  callTimeoutMs?: number;
+}
+
+export interface Usage {
+  usedBytes: number;
+  capacityBytes: number;
+  freeBytes: number;
+}
+
+const asIs = (v: unknown) => v;
+
+export class PeerClients {
+  readonly #options: PeerClientsOptions;
+  readonly #clients = new Map<string, RawClient>();
+  readonly #log: Logger;
+
+  constructor(options: PeerClientsOptions) {
+    this.#options = options;
+    this.#log = options.log.child({ component: "peers" });
+  }
+
+  async putPiece(node: string, header: PutPieceHeader, data: Buffer[]): Promise<ChunkHeader> {
+    return this.#onChannels(
+      node,
+      (client, peer) =>
+        new Promise<ChunkHeader>((resolve, reject) => {
+          const call = client.putPiece(this.#deadline(), (error, reply) =>
+            error
+              ? reject(fromServiceError(error, peer))
+              : resolve(decodeJson(reply, "PutPiece reply", asIs) as ChunkHeader),
+          );
+          call.write(encodeJson(header));
+          writeAll(call, data).then(
+            () => call.end(),
+            (error) => {
+              call.cancel();
+              reject(fromServiceError(error, peer));
+            },
+          );
+        }),
+    );
+  }
+
+  async getPiece(node: string, key: PieceKey): Promise<{ header: GetPieceHeader; data: Buffer[] }> {
+    return this.#onChannels(node, async (client, peer) => {
+      const call = client.getPiece(encodeJson({ key }), this.#deadline());
+      try {
+        const stream = await splitHeader(call, `GetPiece from ${peer}`);
+        const header = decodeJson(stream.header, "GetPiece header", validateGetPieceHeader);
+        const data = await collect(stream.data, header.dataLengthBytes, `GetPiece from ${peer}`);
+        verifyReceived(data, header, key, peer);
+        return { header, data };
+      } catch (error) {
+        call.cancel();
+        throw fromServiceError(error, peer);
+      }
+    });
+  }
+
+  statPiece(node: string, key: PieceKey): Promise<ChunkHeader | undefined> {
+    return this.#unary<{ header?: ChunkHeader }>(node, "statPiece", { key }).then((r) => r.header);
+  }
+
+  deleteVersions(node: string, request: VersionsRequest): Promise<{ freedBytes: number }> {
+    return this.#unary(node, "deleteVersions", request);
+  }
+
+  async getManifest(
+    node: string,
+    ref: { volume: string; fileId: string },
+  ): Promise<FileManifest | undefined> {
+    const reply = await this.#unary<{ manifest?: unknown }>(node, "getManifest", ref);
+    return reply.manifest === undefined ? undefined : validateManifest(reply.manifest);
+  }
+
+  async listManifests(node: string, volume: string): Promise<FileManifest[]> {
+    const reply = await this.#unary<{ manifests: unknown[] }>(node, "listManifests", { volume });
+    return reply.manifests.map(validateManifest);
+  }
+
+  usage(node: string): Promise<Usage> {
+    return this.#unary(node, "usage", {});
+  }
+
+  /**
+   * Seed 000's forward_request: hand a client's request, and its data, to the
+   * agent that owns it. Resolves with that agent's reply header; its data
+   * follows in `body` (forward_response).
+   */
+  async forwardRequest(
+    node: string,
+    request: FileRequest,
+    input: AsyncIterable<Buffer>,
+  ): Promise<{ header: Buffer; body: AsyncIterable<Buffer> }> {
+    const { client, peer } = this.#client(node, 0);
+    const call = client.forward();
+    call.write(encodeJson(request));
+    writeAll(call, input).then(
+      () => call.end(),
+      (error) => {
+        this.#log.warn({ peer, op: request.op, err: error }, "forwarded request input failed");
+        call.cancel();
+      },
+    );
+    try {
+      const reply = await splitHeader(call, `Forward to ${peer}`);
+      return { header: reply.header, body: rethrowAs(reply.data, peer) };
+    } catch (error) {
+      throw fromServiceError(error, peer);
+    }
+  }
+
+  close(): void {
+    for (const client of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+
+  #unary<T>(node: string, method: UnaryMethod, request: unknown): Promise<T> {
+    return this.#onChannels(
+      node,
+      (client, peer) =>
+        new Promise<T>((resolve, reject) => {
+          client[method](encodeJson(request), this.#deadline(), (error, reply) => {
+            if (error) reject(fromServiceError(error, peer));
+            else resolve(decodeJson(reply, `${method} reply from ${peer}`, (v) => v as T));
+          });
+        }),
+    );
+  }
+
+  /** Runs `call` on channel A, and once more on channel B if A cannot reach the peer. */
+  async #onChannels<T>(node: string, call: (client: RawClient, peer: string) => Promise<T>): Promise<T> {
+    const first = this.#client(node, 0);
+    try {
+      return await call(first.client, first.peer);
+    } catch (error) {
+      if (!isMosaicError(error, "MOSAIC_ERR_PEER_UNAVAILABLE")) throw error;
+      const second = this.#client(node, 1);
+      this.#log.info(
+        { peer: node, from: first.peer, to: second.peer, err: error.message },
+        "retrying on the other channel",
+      );
+      return await call(second.client, second.peer);
+    }
+  }
+
+  #client(node: string, channel: 0 | 1): { client: RawClient; peer: string } {
+    const entry = nodeById(this.#options.map(), node);
+    const address = entry?.addresses[channel];
+    if (address === undefined) {
+      throw new MosaicError("MOSAIC_ERR_PEER_UNAVAILABLE", `node ${node} is not in the cluster map`);
+    }
+    const peer = `${node}@${address}`;
+    let client = this.#clients.get(peer);
+    if (client === undefined) {
+      client = new PeerClient(
+        address,
+        grpc.credentials.createInsecure(),
+        channelOptions(),
+      ) as unknown as RawClient;
+      this.#clients.set(peer, client);
+    }
+    return { client, peer };
+  }
+
+  #deadline(): grpc.CallOptions {
+    return { deadline: Date.now() + (this.#options.callTimeoutMs ?? 30_000) };
+  }
+}
+
+function verifyReceived(data: Buffer[], header: GetPieceHeader, key: PieceKey, peer: string): void {
+  let length = 0;
+  let crc = 0;
+  for (const part of data) {
+    length += part.length;
+    crc = crc32c(part, crc);
+  }
+  if (length !== header.dataLengthBytes || crc !== header.crc32c) {
+    throw new MosaicError(
+      "MOSAIC_ERR_CHUNK_CORRUPT",
+      `piece ${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot} from ${peer}: ` +
+        `received ${length} bytes crc 0x${crc.toString(16)}, announced ${header.dataLengthBytes} crc 0x${header.crc32c.toString(16)}`,
+    );
+  }
+}
+
+async function* rethrowAs(data: AsyncIterable<Buffer>, peer: string): AsyncIterable<Buffer> {
+  try {
+    yield* data;
+  } catch (error) {
+    throw fromServiceError(error, peer);
+  }
+}

@@ -1,0 +1,152 @@
+// The Peer service: what other agents ask of this one. Every message is
+// validated before it touches the store; a bad one fails its own call with a
+// clear status and nothing else.
+
+import type * as grpc from "@grpc/grpc-js";
+import { crc32c } from "@node-rs/crc32";
+import { MANIFEST_STRIPE } from "../core/placement.ts";
+import type { VolumeSpec } from "../core/volume.ts";
+import { MosaicError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { PieceKey } from "../storage/chunk-format.ts";
+import type { ChunkStore } from "../storage/chunk-store.ts";
+import type { FileHandler } from "./file-handler.ts";
+import {
+  validateFileRef,
+  validateFileRequest,
+  validateKeyRequest,
+  validatePutPieceHeader,
+  validateVersionsRequest,
+  validateVolumeRef,
+} from "./messages.ts";
+import { collect, splitHeader, writeAll } from "./streams.ts";
+import { decodeJson, encodeJson, toServiceError } from "./wire.ts";
+
+export interface PeerServiceDeps {
+  store: ChunkStore;
+  volume: (name: string) => VolumeSpec | undefined;
+  files: FileHandler;
+  log: Logger;
+}
+
+type Callback = grpc.sendUnaryData<Buffer>;
+
+export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceImplementation {
+  const log = deps.log.child({ component: "peer-server" });
+  const knownVolume = (name: string): VolumeSpec => {
+    const spec = deps.volume(name);
+    if (spec === undefined)
+      throw new MosaicError("MOSAIC_ERR_UNKNOWN_VOLUME", `no volume named ${JSON.stringify(name)}`);
+    return spec;
+  };
+  const checkKey = (key: PieceKey): VolumeSpec => knownVolume(key.volume);
+
+  const unary =
+    (name: string, body: (request: Buffer) => Promise<unknown>) =>
+    (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: Callback) => {
+      body(call.request).then(
+        (reply) => callback(null, encodeJson(reply)),
+        (error) => {
+          log.warn(
+            { method: name, peer: call.getPeer(), err: (error as Error).message },
+            "peer call refused",
+          );
+          callback(toServiceError(error));
+        },
+      );
+    };
+
+  return {
+    putPiece: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: Callback) => {
+      (async () => {
+        const stream = await splitHeader(call, "PutPiece");
+        const header = decodeJson(stream.header, "PutPiece header", validatePutPieceHeader);
+        const spec = checkKey(header.key);
+        const limit = header.key.stripe === MANIFEST_STRIPE ? 1024 * 1024 : spec.chunkSizeBytes;
+        if (header.dataLengthBytes > limit) {
+          throw new MosaicError(
+            "MOSAIC_ERR_MESSAGE_TOO_LARGE",
+            `piece of ${header.dataLengthBytes} bytes exceeds volume ${spec.name}'s chunk size ${limit}`,
+          );
+        }
+        const data = await collect(stream.data, header.dataLengthBytes, "PutPiece");
+        const received = data.reduce((crc, part) => crc32c(part, crc), 0);
+        const length = data.reduce((n, part) => n + part.length, 0);
+        if (length !== header.dataLengthBytes || received !== header.crc32c) {
+          throw new MosaicError(
+            "MOSAIC_ERR_BAD_REQUEST",
+            `PutPiece: received ${length} bytes crc 0x${received.toString(16)}, header announced ` +
+              `${header.dataLengthBytes} bytes crc 0x${header.crc32c.toString(16)}`,
+          );
+        }
+        return deps.store.put(header.key, data);
+      })().then(
+        (stored) => callback(null, encodeJson(stored)),
+        (error) => {
+          log.warn({ peer: call.getPeer(), err: (error as Error).message }, "PutPiece refused");
+          callback(toServiceError(error));
+        },
+      );
+    },
+
+    getPiece: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      (async () => {
+        const { key } = decodeJson(call.request, "GetPiece request", validateKeyRequest);
+        checkKey(key);
+        const { header, data } = await deps.store.get(key);
+        call.write(encodeJson({ dataLengthBytes: header.dataLengthBytes, crc32c: header.crc32c }));
+        await writeAll(call, [data]);
+        call.end();
+      })().catch((error) => {
+        log.warn({ peer: call.getPeer(), err: (error as Error).message }, "GetPiece refused");
+        call.emit("error", toServiceError(error));
+      });
+    },
+
+    statPiece: unary("StatPiece", async (request) => {
+      const { key } = decodeJson(request, "StatPiece request", validateKeyRequest);
+      checkKey(key);
+      return { header: await deps.store.stat(key) };
+    }),
+
+    deleteVersions: unary("DeleteVersions", async (request) => {
+      const r = decodeJson(request, "DeleteVersions request", validateVersionsRequest);
+      knownVolume(r.volume);
+      const doomed =
+        r.version !== undefined
+          ? (v: number) => v === r.version
+          : (v: number) => v < (r.belowVersion as number);
+      return { freedBytes: await deps.store.deleteVersions(r.volume, r.fileId, doomed) };
+    }),
+
+    getManifest: unary("GetManifest", async (request) => {
+      const ref = decodeJson(request, "GetManifest request", validateFileRef);
+      knownVolume(ref.volume);
+      return { manifest: await deps.files.localManifest(ref.volume, ref.fileId) };
+    }),
+
+    listManifests: unary("ListManifests", async (request) => {
+      const { volume } = decodeJson(request, "ListManifests request", validateVolumeRef);
+      knownVolume(volume);
+      return { manifests: await deps.files.localManifests(volume) };
+    }),
+
+    usage: unary("Usage", async () => deps.store.usage()),
+
+    // Seed 000's forward path: another agent hands over a client's request;
+    // this agent serves it and streams the answer back (forward_response).
+    forward: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      (async () => {
+        const stream = await splitHeader(call, "Forward");
+        const request = decodeJson(stream.header, "Forward request", validateFileRequest);
+        const reply = await deps.files.handle(request, stream.data, { forwarded: true });
+        call.write(encodeJson(reply.header));
+        if (reply.body) await writeAll(call, reply.body);
+        call.end();
+      })().catch((error) => {
+        log.warn({ peer: call.getPeer(), err: (error as Error).message }, "Forward refused");
+        call.emit("error", toServiceError(error));
+      });
+    },
+  };
+}

@@ -1,0 +1,319 @@
+// A node's chunks, one file each under a local directory (layout in
+// chunk-layout.ts). A chunk is whole or absent (temp file, fsync, rename, fsync
+// the directory), every read verifies its checksum, and writes are refused
+// before they start when they would exceed the store's capacity.
+import { randomUUID } from "node:crypto";
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { isMosaicError, MosaicError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import {
+  type ChunkHeader,
+  crc32cOf,
+  decodeHeader,
+  encodeHeader,
+  HEADER_MAX_BYTES,
+  lengthOf,
+  verifyData,
+} from "./chunk-format.ts";
+import { ChunkLayout, FILE_ID_DIR, parsePieceFileName, parseVersionDirName } from "./chunk-layout.ts";
+import { DIR_MODE, ensureDir, isErrno, removeQuietly, syncDir, writeSynced } from "./durable-fs.ts";
+import { formatBytes } from "./format-bytes.ts";
+import { KeyedMutex } from "./keyed-mutex.ts";
+import {
+  describePieceKey,
+  isVolumeName,
+  type PieceKey,
+  samePieceKey,
+  validatePieceKey,
+} from "./piece-key.ts";
+
+export interface ChunkStoreOptions {
+  /** Budget for chunk files (headers included); puts beyond it are refused. */
+  capacityBytes: number;
+  log: Logger;
+}
+
+export interface ChunkStoreUsage {
+  usedBytes: number;
+  capacityBytes: number;
+  /** What a new put may still take: capacity less used and less reserved by puts in progress. */
+  freeBytes: number;
+}
+
+export class ChunkStore {
+  readonly dir: string;
+  readonly #layout: ChunkLayout;
+  readonly #log: Logger;
+  readonly #capacityBytes: number;
+  // Per file: a put's rename and usage update, and deleteVersions, never interleave.
+  readonly #fileLocks = new KeyedMutex();
+  #usedBytes: number;
+  #reservedBytes = 0;
+
+  private constructor(layout: ChunkLayout, capacityBytes: number, usedBytes: number, log: Logger) {
+    this.dir = layout.root;
+    this.#layout = layout;
+    this.#capacityBytes = capacityBytes;
+    this.#usedBytes = usedBytes;
+    this.#log = log;
+  }
+
+  /** One store per directory: a second open would delete the first's temp files. */
+  static async open(dir: string, options: ChunkStoreOptions): Promise<ChunkStore> {
+    const { capacityBytes } = options;
+    if (!Number.isSafeInteger(capacityBytes) || capacityBytes < 0) {
+      throw new MosaicError(
+        "MOSAIC_ERR_BAD_REQUEST",
+        `capacityBytes ${capacityBytes} must be a non-negative integer`,
+      );
+    }
+    const log = options.log.child({ component: "chunk-store" });
+    const layout = new ChunkLayout(dir);
+    await mkdir(layout.volumesDir, { recursive: true, mode: DIR_MODE });
+    await mkdir(layout.tmpDir, { recursive: true, mode: DIR_MODE });
+    await syncDir(layout.root); // puts sync the tree only up to volumes/
+    const tempFiles = await readdir(layout.tmpDir);
+    for (const name of tempFiles) await rm(join(layout.tmpDir, name), { recursive: true, force: true });
+    if (tempFiles.length > 0)
+      log.info({ dir, count: tempFiles.length }, "removed temp files left by an interrupted write");
+    // Directories a crash left empty (made for a chunk never renamed in) would list as versions held.
+    const usedBytes = await treeBytes(layout.volumesDir, { pruneEmpty: true });
+    log.info({ dir, usedBytes, capacityBytes }, "chunk store open");
+    return new ChunkStore(layout, capacityBytes, usedBytes, log);
+  }
+
+  usage(): ChunkStoreUsage {
+    const freeBytes = Math.max(0, this.#capacityBytes - this.#usedBytes - this.#reservedBytes);
+    return { usedBytes: this.#usedBytes, capacityBytes: this.#capacityBytes, freeBytes };
+  }
+
+  async put(key: PieceKey, data: Buffer | Buffer[]): Promise<ChunkHeader> {
+    const k = validatePieceKey(key);
+    const parts = Buffer.isBuffer(data) ? [data] : data;
+    if (!Array.isArray(parts) || !parts.every((part) => Buffer.isBuffer(part))) {
+      throw new MosaicError(
+        "MOSAIC_ERR_BAD_REQUEST",
+        `chunk ${describePieceKey(k)}: data must be a Buffer or Buffer[]`,
+      );
+    }
+    const header: ChunkHeader = { ...k, dataLengthBytes: lengthOf(parts), crc32c: crc32cOf(parts) };
+    const headerBytes = encodeHeader(header);
+    const sizeBytes = headerBytes.length + header.dataLengthBytes;
+    this.#reserve(k, sizeBytes);
+    const tmpPath = join(this.#layout.tmpDir, `${randomUUID()}.tmp`);
+    try {
+      await writeSynced(tmpPath, [headerBytes, ...parts]);
+      await this.#fileLocks.run(fileLockKey(k), () => this.#commit(tmpPath, k, sizeBytes));
+    } catch (error) {
+      await removeQuietly(tmpPath);
+      throw error;
+    } finally {
+      this.#reservedBytes -= sizeBytes;
+    }
+    this.#log.debug({ ...k, dataLengthBytes: header.dataLengthBytes }, "put chunk");
+    return header;
+  }
+
+  #reserve(key: PieceKey, sizeBytes: number): void {
+    const used = this.#usedBytes;
+    const reserved = this.#reservedBytes;
+    if (used + reserved + sizeBytes > this.#capacityBytes) {
+      throw new MosaicError(
+        "MOSAIC_ERR_STORE_FULL",
+        `store full: chunk ${describePieceKey(key)} needs ${formatBytes(sizeBytes)}, ` +
+          `${formatBytes(used)} of ${formatBytes(this.#capacityBytes)} used` +
+          (reserved > 0 ? ` and ${formatBytes(reserved)} reserved by writes in progress` : ""),
+      );
+    }
+    this.#reservedBytes += sizeBytes;
+  }
+
+  async #commit(tmpPath: string, key: PieceKey, sizeBytes: number): Promise<void> {
+    const path = this.#layout.chunkPath(key);
+    const dir = dirname(path);
+    const newParents = await ensureDir(dir, this.#layout.volumesDir);
+    const replacedBytes = await sizeIfExists(path);
+    await rename(tmpPath, path);
+    this.#usedBytes += sizeBytes - replacedBytes;
+    for (const d of [dir, ...newParents]) await syncDir(d);
+  }
+
+  async get(key: PieceKey): Promise<{ header: ChunkHeader; data: Buffer }> {
+    const k = validatePieceKey(key);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.#layout.chunkPath(k));
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) throw noSuchChunk(k, error);
+      throw error;
+    }
+    const result = this.#verified(k, () => {
+      const { header, headerLengthBytes } = decodeHeader(bytes, `chunk ${describePieceKey(k)}`);
+      checkKey(k, header);
+      const data = bytes.subarray(headerLengthBytes);
+      verifyData(header, data);
+      return { header, data };
+    });
+    this.#log.debug({ ...k, dataLengthBytes: result.header.dataLengthBytes }, "get chunk");
+    return result;
+  }
+
+  /** The header alone, checked against the key and the file's size; the data is not read. */
+  async stat(key: PieceKey): Promise<ChunkHeader | undefined> {
+    const k = validatePieceKey(key);
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(this.#layout.chunkPath(k), "r");
+    } catch (error) {
+      if (isErrno(error, "ENOENT")) return undefined;
+      throw error;
+    }
+    try {
+      const buf = Buffer.alloc(HEADER_MAX_BYTES);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      const { size } = await fh.stat();
+      return this.#verified(k, () => {
+        const label = `chunk ${describePieceKey(k)}`;
+        const { header, headerLengthBytes } = decodeHeader(buf.subarray(0, bytesRead), label);
+        checkKey(k, header);
+        const dataBytes = size - headerLengthBytes;
+        if (dataBytes !== header.dataLengthBytes) {
+          throw corrupt(
+            `${label}: length mismatch (header says ${header.dataLengthBytes} bytes, file holds ${dataBytes})`,
+          );
+        }
+        return header;
+      });
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // Runs a check, logging corruption where it is found (callers only see an error).
+  #verified<T>(key: PieceKey, check: () => T): T {
+    try {
+      return check();
+    } catch (error) {
+      if (isMosaicError(error, "MOSAIC_ERR_CHUNK_CORRUPT")) {
+        this.#log.warn({ ...key, reason: error.message }, "corrupt chunk");
+      }
+      throw error;
+    }
+  }
+
+  async volumes(): Promise<string[]> {
+    return (await listDir(this.#layout.volumesDir)).filter(isVolumeName).sort();
+  }
+
+  async files(volume: string): Promise<string[]> {
+    const volumeDir = this.#layout.volumeDir(volume);
+    const fileIds: string[] = [];
+    for (const prefix of await listDir(volumeDir)) {
+      if (!/^[0-9a-f]{2}$/.test(prefix)) continue;
+      const ids = await listDir(join(volumeDir, prefix));
+      fileIds.push(...ids.filter((id) => FILE_ID_DIR.test(id) && id.startsWith(prefix)));
+    }
+    return fileIds.sort();
+  }
+
+  async versions(volume: string, fileId: string): Promise<number[]> {
+    const names = await listDir(this.#layout.fileDir(volume, fileId));
+    return names
+      .map(parseVersionDirName)
+      .filter((v) => v !== undefined)
+      .sort((a, b) => a - b);
+  }
+
+  async pieces(volume: string, fileId: string, version: number): Promise<PieceKey[]> {
+    const names = await listDir(this.#layout.versionDir(volume, fileId, version));
+    return names
+      .map(parsePieceFileName)
+      .filter((p) => p !== undefined)
+      .sort((a, b) => a.stripe - b.stripe || a.slot - b.slot)
+      .map(({ stripe, slot }) => ({ volume, fileId, version, stripe, slot }));
+  }
+
+  /** Removes the versions the predicate picks; returns the bytes freed. */
+  async deleteVersions(
+    volume: string,
+    fileId: string,
+    predicate: (version: number) => boolean,
+  ): Promise<number> {
+    const fileDir = this.#layout.fileDir(volume, fileId);
+    return this.#fileLocks.run(fileLockKey({ volume, fileId }), async () => {
+      const doomed = (await this.versions(volume, fileId)).filter((v) => predicate(v));
+      let freedBytes = 0;
+      for (const version of doomed) {
+        const dir = this.#layout.versionDir(volume, fileId, version);
+        const bytes = await treeBytes(dir, { pruneEmpty: false });
+        await rm(dir, { recursive: true, force: true });
+        // Only after the removal: if it fails part way, usage stays over, never under.
+        this.#usedBytes -= bytes;
+        freedBytes += bytes;
+      }
+      if (doomed.length === 0) return 0;
+      const fileDirGone = await rmdir(fileDir).then(
+        () => true,
+        () => false, // not empty: other versions remain
+      );
+      await syncDir(fileDirGone ? dirname(fileDir) : fileDir);
+      this.#log.debug({ volume, fileId, versions: doomed, freedBytes }, "deleted versions");
+      return freedBytes;
+    });
+  }
+}
+
+function fileLockKey(key: Pick<PieceKey, "volume" | "fileId">): string {
+  return `${key.volume}/${key.fileId}`;
+}
+
+function checkKey(expected: PieceKey, header: ChunkHeader): void {
+  if (!samePieceKey(expected, header)) {
+    throw corrupt(`chunk ${describePieceKey(expected)}: file holds chunk ${describePieceKey(header)}`);
+  }
+}
+
+function corrupt(message: string): MosaicError {
+  return new MosaicError("MOSAIC_ERR_CHUNK_CORRUPT", message);
+}
+
+function noSuchChunk(key: PieceKey, cause: unknown): MosaicError {
+  return new MosaicError("MOSAIC_ERR_NO_SUCH_CHUNK", `no chunk ${describePieceKey(key)} on this node`, {
+    cause,
+  });
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return [];
+    throw error;
+  }
+}
+
+async function sizeIfExists(path: string): Promise<number> {
+  try {
+    return (await lstat(path)).size;
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return 0;
+    throw error;
+  }
+}
+
+/** Bytes of the files under `dir`; with pruneEmpty, removes directories below it left empty. */
+async function treeBytes(dir: string, options: { pruneEmpty: boolean }): Promise<number> {
+  let bytes = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (!entry.isDirectory()) {
+      bytes += (await lstat(path)).size;
+      continue;
+    }
+    const below = await treeBytes(path, options);
+    bytes += below;
+    if (options.pruneEmpty && (await readdir(path)).length === 0) await rmdir(path);
+  }
+  return bytes;
+}
