@@ -9,6 +9,7 @@
 import { randomFillSync } from "node:crypto";
 import { availableParallelism, cpus } from "node:os";
 import { ErasureCodec } from "../node-agent/src/erasure/codec.ts";
+import { median } from "./lib/stats.ts";
 
 const LAYOUTS: [number, number][] = [
   [2, 1],
@@ -31,14 +32,6 @@ async function rate(bytesPerOp: number, op: () => unknown): Promise<number> {
     elapsedMs = performance.now() - started;
   } while (elapsedMs < ROUND_MS);
   return (ops * bytesPerOp) / MB / (elapsedMs / 1000);
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function benchLayout(k: number, m: number): Promise<string> {

@@ -27,6 +27,7 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
     capacityBytes: options.capacityBytes,
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
+    stripesInFlight: Number(process.env.MOSAIC_STRIPES_IN_FLIGHT ?? 4),
     log,
   });
 
@@ -46,4 +47,6 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
   });
   await agent.stop();
   log.flush();
+  // Idle keep-alive timers of gRPC clients must not hold the process open.
+  process.exit(0);
 }

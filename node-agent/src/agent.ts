@@ -116,8 +116,12 @@ export class Agent {
     return true;
   }
 
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+  /** Lets calls in flight finish for up to `graceMs`, then cuts the rest. */
+  async stop(graceMs = 2_000): Promise<void> {
+    const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+    const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
+    await graceful;
+    clearTimeout(timer);
     this.#peers.close();
     this.#log.info("agent stopped");
   }

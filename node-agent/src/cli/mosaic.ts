@@ -1,21 +1,81 @@
 #!/usr/bin/env node
 // The `mosaic` command line: run an agent, bring up a local cluster, and
-// put / get / ls / stat / rm files against a running cluster.
-import { Command, InvalidArgumentError } from "commander";
+// put / get / ls / stat / rm files against a running cluster. Wiring only:
+// each command's work lives in commands/.
+import { Command, CommanderError, Option } from "commander";
 import { runAgentProcess } from "../agent-main.ts";
+import { nodes, volumes } from "./commands/cluster.ts";
+import { ls, rm, statFile } from "./commands/files.ts";
+import { get } from "./commands/get.ts";
+import { put } from "./commands/put.ts";
+import { up } from "./commands/up.ts";
+import { describeFailure } from "./failure.ts";
+import { NODES_MAX } from "./local-plan.ts";
+import { integerIn, parseSize } from "./parse.ts";
+import { exitQuietlyWhenStdoutCloses } from "./session.ts";
+import { defaultClusterFile, defaultLocalDir, type TargetOptions } from "./target.ts";
+
+const MOSAIC = "npm run mosaic --";
 
 const program = new Command()
   .name("mosaic")
   .description("Mosaic: a highly available striped store for large media files")
-  .showHelpAfterError();
+  .exitOverride()
+  // Options before the command (`mosaic --cluster f ls media`) are the program's; `agent --node` stays agent's.
+  .enablePositionalOptions()
+  .configureOutput({ outputError: (text, write) => write(usageLine("mosaic", text)) })
+  .addHelpText(
+    "after",
+    `\nStart a local cluster with \`npm start\`, then in another terminal:\n  $ ${MOSAIC} put ./movie.mp4 media/films/movie.mp4`,
+  );
 
-program
-  .command("agent")
-  .description("run one node agent in the foreground (the local cluster and the DaemonSet start these)")
+/** A subcommand whose usage errors are one line naming its --help. */
+function command(name: string, description: string, ...examples: string[]): Command {
+  return program
+    .command(name)
+    .description(description)
+    .configureOutput({ outputError: (text, write) => write(usageLine(`mosaic ${name}`, text)) })
+    .addHelpText(
+      "after",
+      `\nExample${examples.length > 1 ? "s" : ""}:\n${examples.map((e) => `  $ ${e}`).join("\n")}`,
+    );
+}
+
+const CLUSTER_HELP = `cluster file of the cluster to use (env MOSAIC_CLUSTER; default ${defaultClusterFile()})`;
+const NODE_HELP = "talk to this agent (default: the first that answers, channel A then B)";
+program.option("--cluster <file>", CLUSTER_HELP).option("--node <id>", NODE_HELP);
+
+/** --cluster and --node, accepted after the command too. */
+function targeting(cmd: Command): Command {
+  return cmd.option("--cluster <file>", CLUSTER_HELP).option("--node <id>", NODE_HELP);
+}
+
+/** The command's own --cluster/--node, else the program's, else $MOSAIC_CLUSTER, else the local default. */
+function targetOf(cmd: Command): TargetOptions {
+  const given = (key: string): string | undefined =>
+    cmd.getOptionValue(key) ?? (program.getOptionValue(key) as string | undefined);
+  const node = given("node");
+  const cluster = given("cluster") ?? (process.env.MOSAIC_CLUSTER || defaultClusterFile());
+  return node === undefined ? { cluster } : { cluster, node };
+}
+
+function usageLine(who: string, text: string): string {
+  return `${who}: ${text.replace(/^error: /, "").trim()} (see \`${who} --help\`)\n`;
+}
+
+command(
+  "agent",
+  "run one node agent in the foreground (`mosaic up` and the DaemonSet start these)",
+  "node node-agent/src/cli/mosaic.ts agent --cluster /tmp/mosaic-local/cluster.json --node node-0 --data-dir /tmp/n0",
+)
   .requiredOption("--cluster <file>", "cluster file listing nodes, their two addresses, and volumes")
   .requiredOption("--node <id>", "this agent's node id, as listed in the cluster file")
   .requiredOption("--data-dir <dir>", "directory for this agent's chunks")
-  .option("--capacity <bytes>", "bytes this agent may store (e.g. 10GiB)", parseSize, 100 * 2 ** 30)
+  .addOption(
+    new Option("--capacity <bytes>", "bytes this agent may store (e.g. 10GiB)")
+      .argParser(parseSize)
+      .default(100 * 2 ** 30, "100GiB"),
+  )
   .action(async (options: { cluster: string; node: string; dataDir: string; capacity: number }) => {
     await runAgentProcess({
       clusterFile: options.cluster,
@@ -25,25 +85,135 @@ program
     });
   });
 
-export function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/i.exec(text.trim());
-  if (match === null)
-    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a size (e.g. 512MiB, 10GiB, 1000000)`);
-  const units: Record<string, number> = {
-    b: 1,
-    kib: 2 ** 10,
-    mib: 2 ** 20,
-    gib: 2 ** 30,
-    tib: 2 ** 40,
-    kb: 1e3,
-    mb: 1e6,
-    gb: 1e9,
-    tb: 1e12,
-  };
-  return Math.round(Number(match[1]) * (units[(match[2] ?? "b").toLowerCase()] as number));
-}
+command(
+  "up",
+  "start a local cluster of agent processes on this machine, check that it stores and returns a file " +
+    "intact (write, read back, compare, show where the pieces went), and serve until Ctrl-C",
+  "npm start",
+  "npm start -- --once --size 1GiB",
+  "npm start -- --nodes 5 --dir /tmp/mosaic5 --base-port 7200 --no-check",
+)
+  .summary("start a local cluster, check it with a file, serve until Ctrl-C")
+  .option("--nodes <n>", `agents to run, 1 to ${NODES_MAX}`, integerIn(1, NODES_MAX), 3)
+  .option("--dir <dir>", "directory for the cluster file, chunks, logs and state", defaultLocalDir())
+  .option(
+    "--base-port <port>",
+    "node i listens on 127.0.0.1:(port+2i) (channel A) and 127.0.0.2:(port+2i+1) (channel B)",
+    integerIn(1, 65_535),
+    7100,
+  )
+  .addOption(
+    new Option("--size <bytes>", "size of the check file (e.g. 64MiB, 2GiB)")
+      .argParser(parseSize)
+      .default(256 * 2 ** 20, "256MiB"),
+  )
+  .addOption(
+    new Option("--capacity <bytes>", "bytes each agent may store")
+      .argParser(parseSize)
+      .default(8 * 2 ** 30, "8GiB"),
+  )
+  .option("--once", "stop the cluster after the check; exit code 0 only if it passed")
+  .option("--no-check", "skip writing and verifying the check file")
+  .action(
+    async (o: {
+      nodes: number;
+      dir: string;
+      basePort: number;
+      size: number;
+      capacity: number;
+      once?: boolean;
+      check: boolean;
+    }) => {
+      const code = await up({
+        nodes: o.nodes,
+        dir: o.dir,
+        basePort: o.basePort,
+        sizeBytes: o.size,
+        capacityBytes: o.capacity,
+        once: o.once === true,
+        check: o.check,
+      });
+      // Anything still open (a check cut short by Ctrl-C) must not hold the exit.
+      process.exit(code);
+    },
+  );
 
-await program.parseAsync(process.argv).catch((error: Error) => {
-  process.stderr.write(`mosaic: ${error.message}\n`);
-  process.exitCode = 1;
-});
+targeting(
+  command(
+    "put",
+    "store a local file (or stdin, as -) in the cluster under <volume>/<name>, streaming it",
+    `${MOSAIC} put ./movie.mp4 media/films/movie.mp4`,
+    `ffmpeg -i in.mov -f mp4 - | ${MOSAIC} put - media/films/out.mp4`,
+  ),
+)
+  .argument("<local-file>", "file to store, or - for stdin")
+  .argument("<volume/name>", "where to store it, e.g. media/films/movie.mp4")
+  .action((source: string, destination: string, _: unknown, cmd: Command) =>
+    put(source, destination, targetOf(cmd)),
+  );
+
+targeting(
+  command(
+    "get",
+    "fetch <volume>/<name> into a local file (default: its base name here) or stdout (-); a failed get leaves no partial file",
+    `${MOSAIC} get media/films/movie.mp4 ./copy.mp4`,
+    `${MOSAIC} get media/films/movie.mp4 - | mpv -`,
+  ),
+)
+  .summary("fetch a file into a local file or stdout")
+  .argument("<volume/name>", "file to fetch, e.g. media/films/movie.mp4")
+  .argument("[local-file]", "where to write it: a path, a directory, or - for stdout")
+  .action((source: string, destination: string | undefined, _: unknown, cmd: Command) =>
+    get(source, destination, targetOf(cmd)),
+  );
+
+targeting(
+  command("ls", "list the files of a volume: name, size, version, modified", `${MOSAIC} ls media films/`),
+)
+  .argument("<volume>", "volume to list (see `mosaic volumes`)")
+  .argument("[prefix]", "only names starting with this")
+  .option("--json", "print the file manifests as JSON")
+  .action((volume: string, prefix: string | undefined, o: { json?: boolean }, cmd: Command) =>
+    ls(volume, prefix, { ...targetOf(cmd), json: o.json === true }),
+  );
+
+targeting(
+  command(
+    "stat",
+    "show a file's manifest, which nodes hold which pieces, each piece's state and the file's health",
+    `${MOSAIC} stat media/films/movie.mp4`,
+  ),
+)
+  .summary("show where a file's pieces are and whether it is healthy")
+  .argument("<volume/name>", "file to inspect")
+  .option("--pieces", "list every piece, not only those that are not ok")
+  .option("--json", "print manifest, health and pieces as JSON")
+  .action((ref: string, o: { json?: boolean; pieces?: boolean }, cmd: Command) =>
+    statFile(ref, { ...targetOf(cmd), json: o.json === true, pieces: o.pieces === true }),
+  );
+
+targeting(command("rm", "delete a file", `${MOSAIC} rm media/films/movie.mp4`))
+  .argument("<volume/name>", "file to delete")
+  .action((ref: string, _: unknown, cmd: Command) => rm(ref, targetOf(cmd)));
+
+targeting(command("volumes", "list volumes with their redundancy and chunk size", `${MOSAIC} volumes`))
+  .option("--json", "print the volume specs as JSON")
+  .action((o: { json?: boolean }, cmd: Command) => volumes({ ...targetOf(cmd), json: o.json === true }));
+
+targeting(command("nodes", "list nodes with their two addresses and whether each answers", `${MOSAIC} nodes`))
+  .option("--json", "print nodes and channel reachability as JSON")
+  .action((o: { json?: boolean }, cmd: Command) => nodes({ ...targetOf(cmd), json: o.json === true }));
+
+exitQuietlyWhenStdoutCloses();
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Commander has printed help or the usage error already.
+    process.exitCode = error.exitCode === 0 ? 0 : 2;
+  } else {
+    const failure = describeFailure(error);
+    process.stderr.write(`mosaic: ${failure.line}\n`);
+    process.exitCode = failure.exitCode;
+  }
+}

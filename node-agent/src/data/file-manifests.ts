@@ -2,31 +2,15 @@
 // `redundantPieces + 1` nodes (so it survives exactly what the data
 // survives), written to all of them, read from all that answer, newest wins.
 import { encodeManifest, type FileManifest, newestManifest } from "../core/manifest.ts";
-import { MANIFEST_STRIPE, placeStripe } from "../core/placement.ts";
-import { layoutOf, type Redundancy } from "../core/volume.ts";
+import { manifestHolders } from "../core/ownership.ts";
+import { MANIFEST_STRIPE } from "../core/placement.ts";
+import type { Redundancy } from "../core/volume.ts";
 import { MosaicError } from "../errors.ts";
 import type { DataContext } from "./context.ts";
 import { settleAll } from "./settle.ts";
 
-export function manifestHolders(
-  ctx: DataContext,
-  volume: string,
-  fileId: string,
-  redundancy: Redundancy,
-): string[] {
-  const layout = layoutOf({ chunkSizeBytes: 1, redundancy });
-  return placeStripe(ctx.map(), { volume, fileId, stripe: MANIFEST_STRIPE }, layout.redundantPieces + 1);
-}
-
-/** The node that coordinates writes of this file: its first manifest holder that is up. */
-export function fileOwner(ctx: DataContext, volume: string, fileId: string, redundancy: Redundancy): string {
-  const holders = manifestHolders(ctx, volume, fileId, redundancy);
-  const states = new Map(ctx.map().nodes.map((n) => [n.id, n.state]));
-  return holders.find((id) => states.get(id) === "up") ?? (holders[0] as string);
-}
-
 export async function writeManifest(ctx: DataContext, manifest: FileManifest): Promise<void> {
-  const holders = manifestHolders(ctx, manifest.volume, manifest.fileId, manifest.redundancy);
+  const holders = manifestHolders(ctx.map(), manifest.volume, manifest.fileId, manifest.redundancy);
   const bytes = encodeManifest(manifest);
   await settleAll(
     holders.map((node, slot) =>
@@ -55,7 +39,7 @@ export async function readManifest(
   fileId: string,
   redundancy: Redundancy,
 ): Promise<FileManifest | undefined> {
-  const holders = manifestHolders(ctx, volume, fileId, redundancy);
+  const holders = manifestHolders(ctx.map(), volume, fileId, redundancy);
   const results = await Promise.allSettled(holders.map((node) => ctx.pieces.manifest(node, volume, fileId)));
   const answered = results.filter((r) => r.status === "fulfilled").map((r) => r.value);
   if (answered.length === 0) {

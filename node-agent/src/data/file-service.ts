@@ -5,6 +5,7 @@
 // agent is forwarded there (seed 000's forward_request / forward_response).
 import type { FileManifest } from "../core/manifest.ts";
 import { fileIdOf } from "../core/names.ts";
+import { fileOwner } from "../core/ownership.ts";
 import { placeStripe } from "../core/placement.ts";
 import { layoutOf, type VolumeSpec } from "../core/volume.ts";
 import { MosaicError } from "../errors.ts";
@@ -13,9 +14,10 @@ import type { FileRequest } from "../rpc/messages.ts";
 import type { PeerClients } from "../rpc/peer-client.ts";
 import { decodeJson } from "../rpc/wire.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
+import { formatBytes } from "../storage/format-bytes.ts";
 import { KeyedMutex } from "../storage/keyed-mutex.ts";
 import type { DataContext } from "./context.ts";
-import { fileOwner, readManifest, writeManifest } from "./file-manifests.ts";
+import { readManifest, writeManifest } from "./file-manifests.ts";
 import { readFile } from "./file-reader.ts";
 import { writeFile } from "./file-writer.ts";
 import { readLocalManifest, readLocalManifests } from "./manifests.ts";
@@ -139,7 +141,7 @@ export class FileService implements FileHandler {
   ): Promise<FileReply> {
     const spec = this.#spec(request.volume);
     const fileId = fileIdOf(spec.name, request.name);
-    const owner = fileOwner(this.#ctx, spec.name, fileId, spec.redundancy);
+    const owner = fileOwner(this.#ctx.map(), spec.name, fileId, spec.redundancy);
     // A forwarded request is served here even if our maps disagree: never forward twice.
     if (owner !== this.#ctx.self && !origin.forwarded) {
       this.#ctx.log.debug(
@@ -161,12 +163,29 @@ export class FileService implements FileHandler {
               name: request.name,
               version,
               sizeBytes: request.sizeBytes,
+              limitBytes: await this.#roomFor(spec, request, previous),
               source: input,
             })
           : await this.#tombstone(spec, request.name, previous, version);
       this.#collectGarbage(spec.name, fileId, manifest.version);
       return { header: { manifest } };
     });
+  }
+
+  /** Bytes this write may add to the volume: its capacity less what its other files hold. */
+  async #roomFor(
+    spec: VolumeSpec,
+    request: Extract<FileRequest, { op: "put" }>,
+    previous: FileManifest | undefined,
+  ): Promise<number> {
+    const files = await this.list(spec.name);
+    const replacedBytes = previous?.deleted ? 0 : (previous?.sizeBytes ?? 0);
+    const usedBytes = files.reduce((sum, f) => sum + f.sizeBytes, 0) - replacedBytes;
+    const roomBytes = Math.max(0, spec.capacityBytes - usedBytes);
+    if (request.sizeBytes !== undefined && request.sizeBytes > roomBytes) {
+      throw volumeFull(spec, usedBytes, request.sizeBytes);
+    }
+    return roomBytes;
   }
 
   async #tombstone(
@@ -225,4 +244,12 @@ export class FileService implements FileHandler {
   #volumes(): VolumeSpec[] {
     return this.#ctx.volumes();
   }
+}
+
+function volumeFull(spec: VolumeSpec, usedBytes: number, wantedBytes: number): MosaicError {
+  return new MosaicError(
+    "MOSAIC_ERR_VOLUME_FULL",
+    `volume ${spec.name} is full: ${formatBytes(usedBytes)} of ${formatBytes(spec.capacityBytes)} used, ` +
+      `this write needs ${formatBytes(wantedBytes)}`,
+  );
 }

@@ -11,6 +11,7 @@ import { pieceLengths, shardBytes } from "../core/stripes.ts";
 import { layoutOf, type StripeLayout, type VolumeSpec } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
 import { isMosaicError, MosaicError } from "../errors.ts";
+import { formatBytes } from "../storage/format-bytes.ts";
 import type { DataContext } from "./context.ts";
 import { writeManifest } from "./file-manifests.ts";
 import { settleAll } from "./settle.ts";
@@ -21,6 +22,8 @@ export interface WriteRequest {
   version: number;
   /** Bytes the client announced; the write fails if a different number arrives. */
   sizeBytes?: number;
+  /** Room left in the volume: a stream that grows past it fails with VOLUME_FULL. */
+  limitBytes?: number;
   source: AsyncIterable<Buffer>;
 }
 
@@ -44,18 +47,20 @@ export async function writeFile(ctx: DataContext, request: WriteRequest): Promis
     const full = buffer;
     const bytes = filled;
     const index = stripe++;
-    inFlight.push(
-      storeStripe(ctx, {
-        volume: spec.name,
-        layout,
-        codec,
-        fileId,
-        version,
-        stripe: index,
-        data: full,
-        bytes,
-      }).finally(() => pool.push(full)),
-    );
+    const stored = storeStripe(ctx, {
+      volume: spec.name,
+      layout,
+      codec,
+      fileId,
+      version,
+      stripe: index,
+      data: full,
+      bytes,
+    });
+    // Reused only once settled: pieces may still be on their way until then.
+    const settled = stored.finally(() => pool.push(full));
+    settled.catch(() => {}); // awaited below or in the catch; not an unhandled rejection meanwhile
+    inFlight.push(settled);
     buffer = pool.pop() ?? Buffer.allocUnsafe(layout.stripeDataBytes);
     filled = 0;
     if (inFlight.length >= ctx.stripesInFlight) await inFlight.shift();
@@ -65,6 +70,12 @@ export async function writeFile(ctx: DataContext, request: WriteRequest): Promis
     for await (const part of request.source) {
       crc = crc32c(part, crc);
       total += part.length;
+      if (request.limitBytes !== undefined && total > request.limitBytes) {
+        throw new MosaicError(
+          "MOSAIC_ERR_VOLUME_FULL",
+          `volume ${spec.name} is full: only ${formatBytes(request.limitBytes)} was left for this write`,
+        );
+      }
       if (request.sizeBytes !== undefined && total > request.sizeBytes) {
         throw new MosaicError(
           "MOSAIC_ERR_BAD_REQUEST",

@@ -140,7 +140,7 @@ export class PeerClients {
     request: FileRequest,
     input: AsyncIterable<Buffer>,
   ): Promise<{ header: Buffer; body: AsyncIterable<Buffer> }> {
-    const { client, peer } = this.#client(node, 0);
+    const { client, peer } = this.#client(node, this.#preferredChannel(node));
     const call = client.forward();
     call.write(encodeJson(request));
     writeAll(call, input).then(
@@ -174,6 +174,17 @@ export class PeerClients {
           });
         }),
     );
+  }
+
+  /**
+   * Channel A unless its connection to this peer is known to be failing. A
+   * stream cannot be replayed once its input is consumed, so streams pick
+   * their channel up front instead of retrying.
+   */
+  #preferredChannel(node: string): 0 | 1 {
+    const a = this.#clients.get(this.#client(node, 0).peer);
+    const state = a?.getChannel().getConnectivityState(false);
+    return state === grpc.connectivityState.TRANSIENT_FAILURE ? 1 : 0;
   }
 
   /** Runs `call` on channel A, and once more on channel B if A cannot reach the peer. */

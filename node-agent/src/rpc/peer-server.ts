@@ -79,7 +79,7 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
               `${header.dataLengthBytes} bytes crc 0x${header.crc32c.toString(16)}`,
           );
         }
-        return deps.store.put(header.key, data);
+        return deps.store.put(header.key, data, received);
       })().then(
         (stored) => callback(null, encodeJson(stored)),
         (error) => {

@@ -23,8 +23,9 @@ export async function splitHeader(stream: AsyncIterable<unknown>, what: string):
         }
         return r as IteratorResult<Buffer>;
       },
-      return: async () =>
-        ((await iterator.return?.()) ?? { done: true, value: undefined }) as IteratorResult<Buffer>,
+      // A consumer that stops early (a failed write) must not wait for the
+      // gRPC stream to be torn down: the call's status ends it.
+      return: async () => ({ done: true, value: undefined }) as IteratorResult<Buffer>,
     }),
   };
   return { header: first.value as Buffer, data };

@@ -140,9 +140,27 @@ export function fromServiceError(error: unknown, peer: string): MosaicError {
   const mapped = e.code === undefined ? undefined : byStatus[e.code];
   return new MosaicError(
     mapped ?? "MOSAIC_ERR_INTERNAL",
-    `${peer}: ${e.details || e.message || String(error)}`,
-    {
-      cause: error,
-    },
+    `${peer}: ${tidyTransportDetails(e.details || e.message || String(error))}`,
+    { cause: error },
   );
+}
+
+const CONNECT_ERRORS: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ETIMEDOUT: "connection timed out",
+};
+
+/** grpc-js's connection boilerplate, anywhere in a message, reduced to what happened ("connection refused"). */
+export function tidyTransportDetails(text: string): string {
+  return text
+    .replace(
+      /No connection established\. Last error: (?:Error: )?connect (E[A-Z]+) \S+?\.?(?=\s|$)/g,
+      (_, code: string) => CONNECT_ERRORS[code] ?? code,
+    )
+    .replace(/\s*Resolution note:\s*/g, " ")
+    .replace(/ ([;)])/g, "$1")
+    .trim();
 }

@@ -17,6 +17,7 @@ import {
   verifyData,
 } from "./chunk-format.ts";
 import { ChunkLayout, FILE_ID_DIR, parsePieceFileName, parseVersionDirName } from "./chunk-layout.ts";
+import { DirSyncer } from "./dir-sync.ts";
 import { DIR_MODE, ensureDir, isErrno, removeQuietly, syncDir, writeSynced } from "./durable-fs.ts";
 import { formatBytes } from "./format-bytes.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
@@ -48,6 +49,7 @@ export class ChunkStore {
   readonly #capacityBytes: number;
   // Per file: a put's rename and usage update, and deleteVersions, never interleave.
   readonly #fileLocks = new KeyedMutex();
+  readonly #dirSyncer = new DirSyncer();
   #usedBytes: number;
   #reservedBytes = 0;
 
@@ -88,7 +90,12 @@ export class ChunkStore {
     return { usedBytes: this.#usedBytes, capacityBytes: this.#capacityBytes, freeBytes };
   }
 
-  async put(key: PieceKey, data: Buffer | Buffer[]): Promise<ChunkHeader> {
+  /**
+   * Stores a piece, whole or not at all. `verifiedCrc32c` is the data's crc32c
+   * when the caller has just computed it (a peer's put, checked on receipt):
+   * it saves a second pass over the bytes.
+   */
+  async put(key: PieceKey, data: Buffer | Buffer[], verifiedCrc32c?: number): Promise<ChunkHeader> {
     const k = validatePieceKey(key);
     const parts = Buffer.isBuffer(data) ? [data] : data;
     if (!Array.isArray(parts) || !parts.every((part) => Buffer.isBuffer(part))) {
@@ -97,14 +104,19 @@ export class ChunkStore {
         `chunk ${describePieceKey(k)}: data must be a Buffer or Buffer[]`,
       );
     }
-    const header: ChunkHeader = { ...k, dataLengthBytes: lengthOf(parts), crc32c: crc32cOf(parts) };
+    const header: ChunkHeader = {
+      ...k,
+      dataLengthBytes: lengthOf(parts),
+      crc32c: verifiedCrc32c ?? crc32cOf(parts),
+    };
     const headerBytes = encodeHeader(header);
     const sizeBytes = headerBytes.length + header.dataLengthBytes;
     this.#reserve(k, sizeBytes);
     const tmpPath = join(this.#layout.tmpDir, `${randomUUID()}.tmp`);
     try {
       await writeSynced(tmpPath, [headerBytes, ...parts]);
-      await this.#fileLocks.run(fileLockKey(k), () => this.#commit(tmpPath, k, sizeBytes));
+      const dirs = await this.#fileLocks.run(fileLockKey(k), () => this.#commit(tmpPath, k, sizeBytes));
+      for (const d of dirs) await this.#dirSyncer.sync(d);
     } catch (error) {
       await removeQuietly(tmpPath);
       throw error;
@@ -129,14 +141,15 @@ export class ChunkStore {
     this.#reservedBytes += sizeBytes;
   }
 
-  async #commit(tmpPath: string, key: PieceKey, sizeBytes: number): Promise<void> {
+  /** Moves the piece into place; returns the directories to fsync (outside the lock, grouped). */
+  async #commit(tmpPath: string, key: PieceKey, sizeBytes: number): Promise<string[]> {
     const path = this.#layout.chunkPath(key);
     const dir = dirname(path);
     const newParents = await ensureDir(dir, this.#layout.volumesDir);
     const replacedBytes = await sizeIfExists(path);
     await rename(tmpPath, path);
     this.#usedBytes += sizeBytes - replacedBytes;
-    for (const d of [dir, ...newParents]) await syncDir(d);
+    return [dir, ...newParents];
   }
 
   async get(key: PieceKey): Promise<{ header: ChunkHeader; data: Buffer }> {

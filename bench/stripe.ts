@@ -1,0 +1,93 @@
+// npm run bench:stripe — striped put and get of one large file over three
+// local agent processes (erasure 2+1), against raw TCP between two local
+// processes measured in the same run. Medians over rounds.
+//
+// Agents keep their chunks in /dev/shm by default, so the figure is the
+// software path (gRPC, coding, checksums, store) and not this machine's disk;
+// `--disk` puts them on the temp directory's disk and also measures that
+// disk's fsync'd write rate as a second baseline.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { LocalCluster } from "../node-agent/src/cli/local-cluster.ts";
+import { planLocalCluster } from "../node-agent/src/cli/local-plan.ts";
+import { parseSize } from "../node-agent/src/cli/parse.ts";
+import { ClusterClient } from "../node-agent/src/client/cluster-client.ts";
+import { measureDiskWriteMBps } from "./lib/disk-baseline.ts";
+import { median, round } from "./lib/stats.ts";
+import { measureTcpMBps } from "./lib/tcp-baseline.ts";
+
+const MiB = 1024 * 1024;
+
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: "1GiB" },
+    rounds: { type: "string", default: "3" },
+    disk: { type: "boolean", default: false },
+    "base-port": { type: "string", default: String(30_000 + 2 * Math.floor(Math.random() * 5_000)) },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log("usage: npm run bench:stripe [-- --size 1GiB] [--rounds 3] [--disk] [--base-port 30000]");
+  process.exit(0);
+}
+const sizeBytes = parseSize(values.size);
+const rounds = Number(values.rounds);
+
+const tcp: number[] = [];
+for (let r = 0; r < rounds; r++) tcp.push(await measureTcpMBps(sizeBytes));
+console.log(`# tcp  ${tcp.map((v) => round(v)).join(" ")} MB/s (two local processes, 1 MiB writes)`);
+
+const dir = await mkdtemp(join(values.disk ? tmpdir() : "/dev/shm", "mosaic-bench-stripe-"));
+if (values.disk)
+  console.log(
+    `# disk ${round(await measureDiskWriteMBps(dir, Math.min(sizeBytes, 512 * MiB)))} MB/s (fsync'd writes)`,
+  );
+const plan = planLocalCluster({
+  nodes: 3,
+  dir,
+  basePort: Number(values["base-port"]),
+  capacityBytes: 4 * sizeBytes,
+});
+for (const v of plan.cluster.volumes) v.capacityBytes = 2 * sizeBytes;
+const cluster = await LocalCluster.start(plan, (exit) => {
+  console.error(
+    `agent ${exit.agent.id} exited (code ${exit.code}, signal ${exit.signal}); see ${exit.agent.logFile}`,
+  );
+  process.exit(1);
+});
+try {
+  await cluster.waitReady(20_000);
+  const client = await ClusterClient.connect(plan.agents.map((a) => a.addresses[0]));
+  const put: number[] = [];
+  const get: number[] = [];
+  const message = Buffer.alloc(MiB, 0x5a);
+  async function* source() {
+    for (let sent = 0; sent < sizeBytes; sent += MiB)
+      yield sent + MiB <= sizeBytes ? message : message.subarray(0, sizeBytes - sent);
+  }
+  for (let r = 0; r < rounds; r++) {
+    const name = `bench/round-${r}.bin`;
+    let started = performance.now();
+    await client.put("media", name, source(), sizeBytes);
+    put.push(sizeBytes / 1e6 / ((performance.now() - started) / 1000));
+    started = performance.now();
+    let received = 0;
+    for await (const part of (await client.get("media", name)).body) received += part.length;
+    get.push(received / 1e6 / ((performance.now() - started) / 1000));
+    if (received !== sizeBytes) throw new Error(`read ${received} of ${sizeBytes} bytes`);
+    await client.agent.delete("media", name);
+    console.log(`# round ${r}: put ${round(put[r] as number)} MB/s, get ${round(get[r] as number)} MB/s`);
+  }
+  client.close();
+  const [g, p, t] = [median(get), median(put), median(tcp)];
+  console.log(`# ${round(sizeBytes / MiB)} MiB file, erasure 2+1, 1 MiB chunks, 3 agents, data in ${dir}`);
+  console.log(
+    `stripe get_MBps=${round(g)} put_MBps=${round(p)} tcp_MBps=${round(t)} get/tcp=${round(g / t, 2)} put/tcp=${round(p / t, 2)}`,
+  );
+} finally {
+  await cluster.stop();
+  await rm(dir, { recursive: true, force: true });
+}

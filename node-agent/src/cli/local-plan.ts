@@ -1,0 +1,88 @@
+// The shape of a local cluster, decided before anything starts: node ids,
+// the two loopback addresses of each (channel A on 127.0.0.1, channel B on
+// 127.0.0.2), their directories and logs, and volumes narrow enough for the
+// node count. Pure.
+import { join } from "node:path";
+import type { ClusterFile } from "../config.ts";
+import type { NodeEntry } from "../core/cluster-map.ts";
+import { layoutOf, type VolumeSpec } from "../core/volume.ts";
+import { UsageError } from "./parse.ts";
+
+export const NODES_MAX = 16;
+const MiB = 2 ** 20;
+
+export interface LocalAgent {
+  id: string;
+  addresses: [string, string];
+  dataDir: string;
+  logFile: string;
+}
+
+export interface LocalPlan {
+  dir: string;
+  clusterFile: string;
+  stateFile: string;
+  logDir: string;
+  capacityBytes: number;
+  agents: LocalAgent[];
+  cluster: ClusterFile;
+}
+
+export interface PlanOptions {
+  nodes: number;
+  dir: string;
+  basePort: number;
+  capacityBytes: number;
+}
+
+export function planLocalCluster(options: PlanOptions): LocalPlan {
+  const { nodes, dir, basePort, capacityBytes } = options;
+  const lastPort = basePort + 2 * nodes - 1;
+  if (lastPort > 65_535) {
+    throw new UsageError(
+      `--base-port ${basePort} leaves no room for ${nodes} nodes (ports up to ${lastPort})`,
+    );
+  }
+  const logDir = join(dir, "logs");
+  const agents: LocalAgent[] = [];
+  for (let i = 0; i < nodes; i++) {
+    agents.push({
+      id: `node-${i}`,
+      addresses: [`127.0.0.1:${basePort + 2 * i}`, `127.0.0.2:${basePort + 2 * i + 1}`],
+      dataDir: join(dir, `node-${i}`),
+      logFile: join(logDir, `node-${i}.log`),
+    });
+  }
+  const entries: NodeEntry[] = agents.map((a) => ({ id: a.id, addresses: a.addresses, state: "up" }));
+  return {
+    dir,
+    clusterFile: join(dir, "cluster.json"),
+    stateFile: join(dir, "state.json"),
+    logDir,
+    capacityBytes,
+    agents,
+    cluster: { epoch: 1, nodes: entries, volumes: localVolumes(nodes, capacityBytes) },
+  };
+}
+
+/**
+ * `media`: erasure 2+1 of 1 MiB chunks; `thumbs`: up to 3 replicas of 256
+ * KiB chunks; both narrowed so a stripe never needs more nodes than exist.
+ * Capacities split the raw space 80/20 between them, after redundancy.
+ */
+export function localVolumes(nodes: number, capacityBytesPerNode: number): VolumeSpec[] {
+  const erasure = nodes >= 3 ? { data: 2, parity: 1 } : { data: 1, parity: nodes - 1 };
+  const replicas = Math.min(3, nodes);
+  const rawBytes = nodes * capacityBytesPerNode;
+  const media = { chunkSizeBytes: MiB, redundancy: { erasure } };
+  const thumbs = { chunkSizeBytes: 256 * 1024, redundancy: { replicas } };
+  const share = (spec: typeof media | typeof thumbs, fraction: number) => {
+    const layout = layoutOf(spec);
+    const usable = (rawBytes * layout.dataPieces) / layout.width;
+    return Math.max(MiB, Math.floor((usable * fraction) / MiB) * MiB);
+  };
+  return [
+    { name: "media", ...media, capacityBytes: share(media, 0.8) },
+    { name: "thumbs", ...thumbs, capacityBytes: share(thumbs, 0.2) },
+  ];
+}
