@@ -6,7 +6,7 @@ import type { FileManifest } from "../core/manifest.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import type { PieceState } from "../data/file-service.ts";
 import type { FileRequest } from "../rpc/messages.ts";
-import { splitHeader, writeAll } from "../rpc/streams.ts";
+import { replyBody, splitHeader, writeAll } from "../rpc/streams.ts";
 import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
 
 const FilesClient = grpc.makeGenericClientConstructor(FILES_SERVICE, "mosaic.v1.Files");
@@ -70,7 +70,7 @@ export class AgentClient {
     try {
       const stream = await splitHeader(call, "get");
       const { manifest } = decodeJson(stream.header, "get reply", (v) => v as { manifest: FileManifest });
-      return { manifest, body: this.#rethrowing(stream.data) };
+      return { manifest, body: replyBody(stream.data, call, this.address) };
     } catch (error) {
       call.cancel();
       throw fromServiceError(error, this.address);
@@ -110,13 +110,5 @@ export class AgentClient {
         else resolve(decodeJson(reply, `${method} reply`, (v) => v as T));
       });
     });
-  }
-
-  async *#rethrowing(data: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-    try {
-      yield* data;
-    } catch (error) {
-      throw fromServiceError(error, this.address);
-    }
   }
 }

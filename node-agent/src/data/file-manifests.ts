@@ -2,9 +2,10 @@
 // `redundantPieces + 1` nodes (so it survives exactly what the data
 // survives), written to all of them, read from all that answer, newest wins.
 import { encodeManifest, type FileManifest, newestManifest } from "../core/manifest.ts";
+import { fileIdOf } from "../core/names.ts";
 import { manifestHolders } from "../core/ownership.ts";
 import { MANIFEST_STRIPE } from "../core/placement.ts";
-import type { Redundancy } from "../core/volume.ts";
+import { describeRedundancy, type Redundancy } from "../core/volume.ts";
 import { MosaicError } from "../errors.ts";
 import type { DataContext } from "./context.ts";
 import { settleAll } from "./settle.ts";
@@ -36,9 +37,10 @@ export async function writeManifest(ctx: DataContext, manifest: FileManifest): P
 export async function readManifest(
   ctx: DataContext,
   volume: string,
-  fileId: string,
+  name: string,
   redundancy: Redundancy,
 ): Promise<FileManifest | undefined> {
+  const fileId = fileIdOf(volume, name);
   const holders = manifestHolders(ctx.map(), volume, fileId, redundancy);
   const results = await Promise.allSettled(holders.map((node) => ctx.pieces.manifest(node, volume, fileId)));
   const answered = results.filter((r) => r.status === "fulfilled").map((r) => r.value);
@@ -46,7 +48,8 @@ export async function readManifest(
     const reasons = results.map((r, i) => `${holders[i]}: ${(r as PromiseRejectedResult).reason?.message}`);
     throw new MosaicError(
       "MOSAIC_ERR_DATA_UNAVAILABLE",
-      `no holder of ${volume}/${fileId}'s manifest answered (${reasons.join("; ")})`,
+      `${volume}/${name}: no holder of its manifest answered — more nodes are down than ` +
+        `${describeRedundancy(redundancy)} covers (${reasons.join("; ")})`,
     );
   }
   return newestManifest(answered);

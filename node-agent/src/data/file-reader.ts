@@ -100,18 +100,21 @@ class StripeReader {
       const reason = (error as Error).message;
       this.#stats.failedPieces.push({ stripe, slot, node, reason });
       this.#log.warn(
-        { stripe, slot, node, version: m.version, reason },
+        { stripe, slot, holder: node, version: m.version, reason },
         "piece unavailable; reading degraded",
       );
       throw error;
     }
   }
 
-  /** Replicas: start at a slot that rotates with the stripe, so reads spread over every holder. */
+  /** Replicas: the local copy if there is one, else a holder that rotates with the stripe. */
   async #readReplica(stripe: number, nodes: string[]): Promise<Buffer[]> {
     const width = nodes.length;
+    // A copy on this node costs no network; otherwise rotate over the holders.
+    const local = nodes.indexOf(this.#ctx.self);
+    const start = local >= 0 ? local : stripe % width;
     for (let attempt = 0; attempt < width; attempt++) {
-      const slot = (stripe + attempt) % width;
+      const slot = (start + attempt) % width;
       try {
         const data = await this.#fetch(stripe, slot, nodes[slot] as string);
         if (attempt > 0) this.#degraded(stripe, `read replica ${slot} after ${attempt} failed`);

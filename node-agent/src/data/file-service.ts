@@ -71,13 +71,13 @@ export class FileService implements FileHandler {
   }
 
   localManifests(volume: string): Promise<FileManifest[]> {
-    return readLocalManifests(this.#store, volume);
+    return readLocalManifests(this.#store, volume, this.#ctx.log);
   }
 
   /** The file as readers see it; a deleted or unknown name is NO_SUCH_FILE. */
   async manifest(volume: string, name: string): Promise<FileManifest> {
     const spec = this.#spec(volume);
-    const manifest = await readManifest(this.#ctx, volume, fileIdOf(volume, name), spec.redundancy);
+    const manifest = await readManifest(this.#ctx, volume, name, spec.redundancy);
     if (manifest === undefined || manifest.deleted) {
       throw new MosaicError("MOSAIC_ERR_NO_SUCH_FILE", `no file ${JSON.stringify(name)} in volume ${volume}`);
     }
@@ -152,7 +152,7 @@ export class FileService implements FileHandler {
       return { header: decodeJson(reply.header, "forwarded reply", (v) => v) };
     }
     return this.#writes.run(fileId, async () => {
-      const previous = await readManifest(this.#ctx, spec.name, fileId, spec.redundancy);
+      const previous = await readManifest(this.#ctx, spec.name, request.name, spec.redundancy);
       // Versions grow by one per write, and never fall behind the clock, so
       // a coordinator that missed a write still cannot reuse a version.
       const version = Math.max((previous?.version ?? 0) + 1, Date.now() * 1000);

@@ -2,6 +2,7 @@
 // stripe MANIFEST_STRIPE, one copy per manifest holder.
 import { decodeManifest, type FileManifest } from "../core/manifest.ts";
 import { MANIFEST_STRIPE } from "../core/placement.ts";
+import type { Logger } from "../log.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 
 /** The newest manifest of a file this node holds, if any. */
@@ -20,11 +21,23 @@ export async function readLocalManifest(
   return undefined;
 }
 
-export async function readLocalManifests(store: ChunkStore, volume: string): Promise<FileManifest[]> {
+/** Every file's newest manifest here; a copy that cannot be read is logged and skipped, never hides the rest. */
+export async function readLocalManifests(
+  store: ChunkStore,
+  volume: string,
+  log: Logger,
+): Promise<FileManifest[]> {
   const manifests: FileManifest[] = [];
   for (const fileId of await store.files(volume)) {
-    const manifest = await readLocalManifest(store, volume, fileId);
-    if (manifest !== undefined) manifests.push(manifest);
+    try {
+      const manifest = await readLocalManifest(store, volume, fileId);
+      if (manifest !== undefined) manifests.push(manifest);
+    } catch (error) {
+      log.warn(
+        { volume, fileId, err: (error as Error).message },
+        "manifest copy unreadable; left out of the listing",
+      );
+    }
   }
   return manifests;
 }

@@ -70,7 +70,7 @@ export class PieceIO {
 
   manifests(node: string, volume: string): Promise<FileManifest[]> {
     return node === this.self
-      ? readLocalManifests(this.#store, volume)
+      ? readLocalManifests(this.#store, volume, this.#log)
       : this.#peers.listManifests(node, volume);
   }
 }

@@ -20,7 +20,7 @@ import {
   type VersionsRequest,
   validateGetPieceHeader,
 } from "./messages.ts";
-import { collect, splitHeader, writeAll } from "./streams.ts";
+import { collect, replyBody, splitHeader, writeAll } from "./streams.ts";
 import { channelOptions, decodeJson, encodeJson, fromServiceError, PEER_SERVICE } from "./wire.ts";
 
 const PeerClient = grpc.makeGenericClientConstructor(PEER_SERVICE, "mosaic.v1.Peer");
@@ -56,6 +56,15 @@ export interface Usage {
 }
 
 const asIs = (v: unknown) => v;
+
+/** How long a call waits for channel A's connection before taking channel B. */
+const CONNECT_WAIT_MS = 1_000;
+/** Deadline of metadata calls (manifests, stat, usage): short, so one silent peer cannot stall a read. */
+const METADATA_TIMEOUT_MS = 5_000;
+
+function settled(state: grpc.connectivityState): boolean {
+  return state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE;
+}
 
 export class PeerClients {
   readonly #options: PeerClientsOptions;
@@ -140,7 +149,7 @@ export class PeerClients {
     request: FileRequest,
     input: AsyncIterable<Buffer>,
   ): Promise<{ header: Buffer; body: AsyncIterable<Buffer> }> {
-    const { client, peer } = this.#client(node, this.#preferredChannel(node));
+    const { client, peer } = this.#client(node, await this.#channelFor(node));
     const call = client.forward();
     call.write(encodeJson(request));
     writeAll(call, input).then(
@@ -152,7 +161,7 @@ export class PeerClients {
     );
     try {
       const reply = await splitHeader(call, `Forward to ${peer}`);
-      return { header: reply.header, body: rethrowAs(reply.data, peer) };
+      return { header: reply.header, body: replyBody(reply.data, call, peer) };
     } catch (error) {
       throw fromServiceError(error, peer);
     }
@@ -168,38 +177,59 @@ export class PeerClients {
       node,
       (client, peer) =>
         new Promise<T>((resolve, reject) => {
-          client[method](encodeJson(request), this.#deadline(), (error, reply) => {
-            if (error) reject(fromServiceError(error, peer));
-            else resolve(decodeJson(reply, `${method} reply from ${peer}`, (v) => v as T));
-          });
+          client[method](
+            encodeJson(request),
+            { deadline: Date.now() + METADATA_TIMEOUT_MS },
+            (error, reply) => {
+              if (error) reject(fromServiceError(error, peer));
+              else resolve(decodeJson(reply, `${method} reply from ${peer}`, (v) => v as T));
+            },
+          );
         }),
     );
   }
 
   /**
-   * Channel A unless its connection to this peer is known to be failing. A
-   * stream cannot be replayed once its input is consumed, so streams pick
-   * their channel up front instead of retrying.
+   * The channel to use for `node`: A once its connection is ready, B if A
+   * fails or does not become ready within CONNECT_WAIT_MS (a dead NIC may
+   * swallow packets rather than refuse them). The common case, a ready A,
+   * costs one synchronous check.
    */
-  #preferredChannel(node: string): 0 | 1 {
-    const a = this.#clients.get(this.#client(node, 0).peer);
-    const state = a?.getChannel().getConnectivityState(false);
-    return state === grpc.connectivityState.TRANSIENT_FAILURE ? 1 : 0;
+  async #channelFor(node: string): Promise<0 | 1> {
+    const channel = this.#client(node, 0).client.getChannel();
+    let state = channel.getConnectivityState(true);
+    const deadline = Date.now() + CONNECT_WAIT_MS;
+    for (let waits = 0; waits < 8 && !settled(state) && Date.now() < deadline; waits++) {
+      await new Promise<void>((resolve) => channel.watchConnectivityState(state, deadline, () => resolve()));
+      state = channel.getConnectivityState(false);
+    }
+    return state === grpc.connectivityState.READY ? 0 : 1;
   }
 
-  /** Runs `call` on channel A, and once more on channel B if A cannot reach the peer. */
+  /** Runs `call` on the channel #channelFor picks, and once more on the other if that cannot reach the peer. */
   async #onChannels<T>(node: string, call: (client: RawClient, peer: string) => Promise<T>): Promise<T> {
-    const first = this.#client(node, 0);
+    const preferred = await this.#channelFor(node);
+    const first = this.#client(node, preferred);
     try {
       return await call(first.client, first.peer);
     } catch (error) {
       if (!isMosaicError(error, "MOSAIC_ERR_PEER_UNAVAILABLE")) throw error;
-      const second = this.#client(node, 1);
+      const second = this.#client(node, preferred === 0 ? 1 : 0);
       this.#log.info(
         { peer: node, from: first.peer, to: second.peer, err: error.message },
         "retrying on the other channel",
       );
-      return await call(second.client, second.peer);
+      try {
+        return await call(second.client, second.peer);
+      } catch (again) {
+        if (!isMosaicError(again, "MOSAIC_ERR_PEER_UNAVAILABLE")) throw again;
+        const [a, b] = preferred === 0 ? [error, again] : [again, error];
+        throw new MosaicError(
+          "MOSAIC_ERR_PEER_UNAVAILABLE",
+          `${node}: unreachable on channel A (${a.message}) and channel B (${b.message})`,
+          { cause: again },
+        );
+      }
     }
   }
 
@@ -240,13 +270,5 @@ function verifyReceived(data: Buffer[], header: GetPieceHeader, key: PieceKey, p
       `piece ${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot} from ${peer}: ` +
         `received ${length} bytes crc 0x${crc.toString(16)}, announced ${header.dataLengthBytes} crc 0x${header.crc32c.toString(16)}`,
     );
-  }
-}
-
-async function* rethrowAs(data: AsyncIterable<Buffer>, peer: string): AsyncIterable<Buffer> {
-  try {
-    yield* data;
-  } catch (error) {
-    throw fromServiceError(error, peer);
   }
 }

@@ -4,6 +4,7 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
+import { decodeManifest } from "../core/manifest.ts";
 import { MANIFEST_STRIPE } from "../core/placement.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import { MosaicError } from "../errors.ts";
@@ -79,6 +80,8 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
               `${header.dataLengthBytes} bytes crc 0x${header.crc32c.toString(16)}`,
           );
         }
+        // A manifest copy must be a manifest: garbage here would hide the file from readers.
+        if (header.key.stripe === MANIFEST_STRIPE) decodeManifest(Buffer.concat(data));
         return deps.store.put(header.key, data, received);
       })().then(
         (stored) => callback(null, encodeJson(stored)),

@@ -2,7 +2,7 @@
 // into its header and its data, and write data with backpressure.
 import type { Writable } from "node:stream";
 import { MosaicError } from "../errors.ts";
-import { DATA_MESSAGE_BYTES } from "./wire.ts";
+import { DATA_MESSAGE_BYTES, fromServiceError } from "./wire.ts";
 
 export interface HeadedStream {
   header: Buffer;
@@ -84,4 +84,26 @@ function drained(stream: Writable): Promise<void> {
     stream.once("error", done);
     stream.once("close", closed);
   });
+}
+
+/**
+ * The data of a call's reply, for a consumer: errors become MosaicErrors
+ * naming the peer, and a consumer that stops early cancels the call, so the
+ * sender stops and frees what it holds.
+ */
+export async function* replyBody(
+  data: AsyncIterable<Buffer>,
+  call: { cancel(): void },
+  peer: string,
+): AsyncGenerator<Buffer> {
+  let finished = false;
+  try {
+    yield* data;
+    finished = true;
+  } catch (error) {
+    finished = true;
+    throw fromServiceError(error, peer);
+  } finally {
+    if (!finished) call.cancel();
+  }
 }
