@@ -5,13 +5,18 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
+import { NODE_FLAGS } from "../../node-agent/src/node-flags.ts";
 
 const MESSAGE_BYTES = 1024 * 1024;
 
 export async function measureTcpMBps(totalBytes: number): Promise<number> {
-  const receiver = spawn(process.execPath, [fileURLToPath(import.meta.url), String(totalBytes)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const receiver = spawn(
+    process.execPath,
+    [...NODE_FLAGS, fileURLToPath(import.meta.url), String(totalBytes)],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   try {
     const [line] = (await once(receiver.stdout, "data")) as [Buffer];
     const port = Number(line.toString().trim());

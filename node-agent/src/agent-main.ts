@@ -27,7 +27,6 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
     capacityBytes: options.capacityBytes,
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
-    stripesInFlight: Number(process.env.MOSAIC_STRIPES_IN_FLIGHT ?? 4),
     log,
   });
 

@@ -8,6 +8,7 @@ import { mkdir, open } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { AgentClient } from "../client/agent-client.ts";
 import { writeClusterFile } from "../config.ts";
+import { NODE_FLAGS } from "../node-flags.ts";
 import type { LocalAgent, LocalPlan } from "./local-plan.ts";
 import { livePids, readLocalState, removeLocalState, writeLocalState } from "./local-state.ts";
 import { assertAddressesFree } from "./ports.ts";
@@ -151,7 +152,7 @@ async function refuseIfRunning(plan: LocalPlan): Promise<void> {
 function spawnAgent(plan: LocalPlan, agent: LocalAgent): Child {
   const log = openSync(agent.logFile, "a");
   try {
-    const args = [MOSAIC_SCRIPT, "agent", "--cluster", plan.clusterFile, "--node", agent.id];
+    const args = [...NODE_FLAGS, MOSAIC_SCRIPT, "agent", "--cluster", plan.clusterFile, "--node", agent.id];
     args.push("--data-dir", agent.dataDir, "--capacity", String(plan.capacityBytes));
     const child = spawn(process.execPath, args, {
       // Its own process group: a Ctrl-C in the terminal reaches `up` alone, which stops the agents in order.

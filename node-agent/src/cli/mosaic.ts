@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --external-memory-accounted-in-global-limit --initial-heap-size=128
 // The `mosaic` command line: run an agent, bring up a local cluster, and
 // put / get / ls / stat / rm files against a running cluster. Wiring only:
 // each command's work lives in commands/.

@@ -15,10 +15,8 @@ type Callback = (error: grpc.ServiceError | null, reply: Buffer) => void;
 type RawFilesClient = grpc.Client & {
   put(callback: Callback): grpc.ClientWritableStream<Buffer>;
   get(request: Buffer): grpc.ClientReadableStream<Buffer>;
-} & Record<
-    "stat" | "list" | "delete" | "cluster",
-    (request: Buffer, options: grpc.CallOptions, callback: Callback) => void
-  >;
+} & Record<UnaryOp, (request: Buffer, options: grpc.CallOptions, callback: Callback) => void>;
+type UnaryOp = "head" | "stat" | "list" | "delete" | "cluster";
 
 export interface ClusterInfo {
   node: string;
@@ -77,6 +75,11 @@ export class AgentClient {
     }
   }
 
+  /** The file's manifest: size, version, layout. */
+  async head(volume: string, name: string): Promise<FileManifest> {
+    return (await this.#unary<{ manifest: FileManifest }>("head", { op: "head", volume, name })).manifest;
+  }
+
   stat(volume: string, name: string): Promise<{ manifest: FileManifest; pieces: PieceState[] }> {
     return this.#unary("stat", { op: "stat", volume, name });
   }
@@ -99,11 +102,7 @@ export class AgentClient {
     this.#client.close();
   }
 
-  #unary<T>(
-    method: "stat" | "list" | "delete" | "cluster",
-    request: FileRequest,
-    timeoutMs = 60_000,
-  ): Promise<T> {
+  #unary<T>(method: UnaryOp, request: FileRequest, timeoutMs = 60_000): Promise<T> {
     return new Promise((resolve, reject) => {
       this.#client[method](encodeJson(request), { deadline: Date.now() + timeoutMs }, (error, reply) => {
         if (error) reject(fromServiceError(error, this.address));

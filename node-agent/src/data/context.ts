@@ -14,3 +14,8 @@ export interface DataContext {
   /** Stripes encoded and sent (written) or fetched (read) concurrently per file. */
   stripesInFlight: number;
 }
+
+/** What reading a file needs: any party that can fetch pieces can read (an agent, or a client fetching from holders itself). */
+export type ReadContext = Pick<DataContext, "self" | "map" | "log" | "stripesInFlight"> & {
+  pieces: Pick<PieceIO, "get">;
+};

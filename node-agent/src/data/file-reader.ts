@@ -11,7 +11,7 @@ import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
 import { MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { DataContext } from "./context.ts";
+import type { ReadContext } from "./context.ts";
 
 export interface ReadStats {
   degradedStripes: number;
@@ -19,7 +19,7 @@ export interface ReadStats {
 }
 
 export async function* readFile(
-  ctx: DataContext,
+  ctx: ReadContext,
   manifest: FileManifest,
   stats?: ReadStats,
 ): AsyncGenerator<Buffer> {
@@ -60,14 +60,14 @@ export async function* readFile(
 }
 
 class StripeReader {
-  readonly #ctx: DataContext;
+  readonly #ctx: ReadContext;
   readonly #manifest: FileManifest;
   readonly #layout: StripeLayout;
   readonly #log: Logger;
   readonly #stats: ReadStats;
   readonly #codec: ErasureCodec | undefined;
 
-  constructor(ctx: DataContext, manifest: FileManifest, layout: StripeLayout, log: Logger, stats: ReadStats) {
+  constructor(ctx: ReadContext, manifest: FileManifest, layout: StripeLayout, log: Logger, stats: ReadStats) {
     this.#ctx = ctx;
     this.#manifest = manifest;
     this.#layout = layout;

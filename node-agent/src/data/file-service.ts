@@ -56,6 +56,8 @@ export class FileService implements FileHandler {
         const manifest = await this.manifest(request.volume, request.name);
         return { header: { manifest }, body: readFile(this.#ctx, manifest) };
       }
+      case "head":
+        return { header: { manifest: await this.manifest(request.volume, request.name) } };
       case "stat": {
         const manifest = await this.manifest(request.volume, request.name);
         return { header: { manifest, pieces: await this.pieceStates(manifest) } };

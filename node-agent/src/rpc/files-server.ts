@@ -51,6 +51,7 @@ export function filesServiceHandlers(files: FileHandler, parent: Logger): grpc.U
         call.end();
       })().catch((error) => call.emit("error", refuse("get", call, error)));
     },
+    head: unary("head"),
     stat: unary("stat"),
     list: unary("list"),
     delete: unary("delete"),

@@ -7,6 +7,7 @@ import type { PieceKey } from "../storage/chunk-format.ts";
 export type FileRequest =
   | { op: "put"; volume: string; name: string; sizeBytes?: number }
   | { op: "get"; volume: string; name: string }
+  | { op: "head"; volume: string; name: string }
   | { op: "stat"; volume: string; name: string }
   | { op: "list"; volume: string; prefix?: string }
   | { op: "delete"; volume: string; name: string }
@@ -136,10 +137,14 @@ export function validateFileRequest(value: unknown): FileRequest {
       return sizeBytes === undefined ? base : { ...base, sizeBytes };
     }
     case "get":
+    case "head":
     case "stat":
     case "delete":
       return { op: o.op, volume: string(o, "volume", what), name: validateFileName(o.name) };
     default:
-      fail("file request", `unknown op ${JSON.stringify(o.op)} (put, get, stat, list, delete, cluster)`);
+      fail(
+        "file request",
+        `unknown op ${JSON.stringify(o.op)} (put, get, head, stat, list, delete, cluster)`,
+      );
   }
 }

@@ -45,6 +45,7 @@ export const PEER_SERVICE = {
 export const FILES_SERVICE = {
   put: method("/mosaic.v1.Files/Put", true, false),
   get: method("/mosaic.v1.Files/Get", false, true),
+  head: method("/mosaic.v1.Files/Head", false, false),
   stat: method("/mosaic.v1.Files/Stat", false, false),
   list: method("/mosaic.v1.Files/List", false, false),
   delete: method("/mosaic.v1.Files/Delete", false, false),

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { NODE_FLAGS } from "../../src/node-flags.ts";
 
 export const MOSAIC = fileURLToPath(new URL("../../src/cli/mosaic.ts", import.meta.url));
 
@@ -27,7 +28,7 @@ export interface RunOptions {
 /** Runs `mosaic <args>` to completion (killed after timeoutMs). */
 export function runMosaic(args: string[], options: RunOptions = {}): Promise<RunResult> {
   const started = performance.now();
-  const child = spawn(process.execPath, [MOSAIC, ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, MOSAIC, ...args], {
     cwd: options.cwd,
     env: { ...process.env, MOSAIC_CLUSTER: undefined, ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
@@ -64,7 +65,7 @@ export interface BackgroundUp {
 
 /** Starts `mosaic up <args>` and resolves once it prints its ready line. */
 export async function startUp(args: string[], readyTimeoutMs = 30_000): Promise<BackgroundUp> {
-  const child = spawn(process.execPath, [MOSAIC, "up", ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, MOSAIC, "up", ...args], {
     env: { ...process.env, MOSAIC_CLUSTER: undefined },
     stdio: ["ignore", "pipe", "pipe"],
   });

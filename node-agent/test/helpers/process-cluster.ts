@@ -18,6 +18,7 @@ import { AgentClient } from "../../src/client/agent-client.ts";
 import { type ClusterFile, writeClusterFile } from "../../src/config.ts";
 import type { NodeEntry } from "../../src/core/cluster-map.ts";
 import type { VolumeSpec } from "../../src/core/volume.ts";
+import { NODE_FLAGS } from "../../src/node-flags.ts";
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -328,6 +329,7 @@ export class ProcessCluster {
       child = spawn(
         process.execPath,
         [
+          ...NODE_FLAGS,
           CLI,
           "agent",
           "--cluster",
