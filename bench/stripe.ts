@@ -43,7 +43,7 @@ console.log(`# tcp  ${tcp.map((v) => round(v)).join(" ")} MB/s (two local proces
 const dir = await mkdtemp(join(values.disk ? tmpdir() : "/dev/shm", "mosaic-bench-stripe-"));
 if (values.disk)
   console.log(
-    `# disk ${round(await measureDiskWriteMBps(dir, Math.min(sizeBytes, 512 * MiB)))} MB/s (fsync'd writes)`,
+    `# disk ${round(await measureDiskWriteMBps(dir, Math.min(sizeBytes, 512 * MiB)))} MB/s (1 MiB files, each fsync'd, 4 in flight)`,
   );
 const plan = planLocalCluster({
   nodes: 3,

@@ -28,6 +28,12 @@ export interface AgentConfig {
   log: Logger;
 }
 
+/** What the agent knows of the cluster; replaced whole when a newer map arrives. */
+interface AgentState {
+  map: ClusterMap;
+  volumes: Map<string, VolumeSpec>;
+}
+
 export class Agent {
   readonly nodeId: string;
   readonly addresses: [string, string];
@@ -36,35 +42,31 @@ export class Agent {
   readonly #server: grpc.Server;
   readonly #peers: PeerClients;
   readonly #log: Logger;
-  #map: ClusterMap;
-  #volumes: Map<string, VolumeSpec>;
+  readonly #state: AgentState;
 
   private constructor(parts: {
-    config: AgentConfig;
+    nodeId: string;
     addresses: [string, string];
     server: grpc.Server;
     store: ChunkStore;
     peers: PeerClients;
     files: FileService;
-    state: { map: ClusterMap; volumes: Map<string, VolumeSpec> };
+    state: AgentState;
+    log: Logger;
   }) {
-    this.nodeId = parts.config.nodeId;
+    this.nodeId = parts.nodeId;
     this.addresses = parts.addresses;
     this.#server = parts.server;
     this.store = parts.store;
     this.#peers = parts.peers;
     this.files = parts.files;
-    this.#log = parts.config.log;
-    this.#map = parts.state.map;
-    this.#volumes = parts.state.volumes;
+    this.#state = parts.state;
+    this.#log = parts.log;
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
     const log = config.log;
-    const state = {
-      map: config.map,
-      volumes: new Map(config.volumes.map((v) => [v.name, validateVolumeSpec(v)])),
-    };
+    const state: AgentState = { map: config.map, volumes: volumeMap(config.volumes) };
     const store = await ChunkStore.open(config.dataDir, { capacityBytes: config.capacityBytes, log });
     const peers = new PeerClients({ map: () => state.map, log });
     const ctx: DataContext = {
@@ -81,38 +83,24 @@ export class Agent {
     server.addService(PEER_SERVICE, peerServiceHandlers({ store, volume: ctx.volume, files, log }));
     server.addService(FILES_SERVICE, filesServiceHandlers(files, log));
     const addresses = (await Promise.all(config.listen.map((a) => bind(server, a)))) as [string, string];
-    if (!raiseServerReceiveWindow(server))
+    if (!raiseServerReceiveWindow(server)) {
       log.warn("could not raise the gRPC server's receive window; puts will be slower");
-    const agent = new Agent({ config, addresses, server, store, peers, files, state });
-    log.info(
-      {
-        addresses,
-        dataDir: config.dataDir,
-        volumes: [...state.volumes.keys()],
-        peers: config.map.nodes.length - 1,
-      },
-      "agent started",
-    );
-    agent.#setState = (map, volumes) => {
-      state.map = map;
-      state.volumes = volumes;
-    };
-    return agent;
+    }
+    const volumes = [...state.volumes.keys()];
+    log.info({ addresses, dataDir: config.dataDir, volumes, epoch: config.map.epoch }, "agent started");
+    return new Agent({ nodeId: config.nodeId, addresses, server, store, peers, files, state, log });
   }
 
-  #setState: (map: ClusterMap, volumes: Map<string, VolumeSpec>) => void = () => {};
-
   get map(): ClusterMap {
-    return this.#map;
+    return this.#state.map;
   }
 
   /** Adopts a newer cluster map (and volume set); an older or equal epoch is ignored. */
-  update(map: ClusterMap, volumes: VolumeSpec[] = [...this.#volumes.values()]): boolean {
-    if (map.epoch <= this.#map.epoch) return false;
-    this.#map = map;
-    this.#volumes = new Map(volumes.map((v) => [v.name, validateVolumeSpec(v)]));
-    this.#setState(this.#map, this.#volumes);
-    this.#log.info({ epoch: map.epoch }, "cluster map updated");
+  update(map: ClusterMap, volumes: VolumeSpec[] = [...this.#state.volumes.values()]): boolean {
+    if (map.epoch <= this.#state.map.epoch) return false;
+    this.#state.volumes = volumeMap(volumes);
+    this.#state.map = map;
+    this.#log.info({ epoch: map.epoch, nodes: map.nodes.length }, "cluster map updated");
     return true;
   }
 
@@ -125,6 +113,10 @@ export class Agent {
     this.#peers.close();
     this.#log.info("agent stopped");
   }
+}
+
+function volumeMap(volumes: VolumeSpec[]): Map<string, VolumeSpec> {
+  return new Map(volumes.map((v) => [v.name, validateVolumeSpec(v)]));
 }
 
 function bind(server: grpc.Server, address: string): Promise<string> {
