@@ -1,0 +1,41 @@
+// The simulator's command line: replay one seed, or run many.
+//   node node-agent/sim/main.ts --seed=1234          one run, with its scenario and figures
+//   node node-agent/sim/main.ts --seeds=1000 [--from=N]   many runs; stops at the first failure
+import { parseArgs } from "node:util";
+import { reproduceLine, runSeed } from "./simulator.ts";
+
+const { values } = parseArgs({
+  options: { seed: { type: "string" }, seeds: { type: "string" }, from: { type: "string" } },
+});
+
+function uint32(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 0xffff_ffff) throw new Error(`not a uint32: ${text}`);
+  return n;
+}
+
+if (values.seed !== undefined) {
+  const r = runSeed(uint32(values.seed, 0));
+  const { nodes, config, network, faults } = r.scenario;
+  console.log(JSON.stringify({ nodes: nodes.length, config, network, faults }, null, 1));
+  console.log(
+    JSON.stringify({ network: r.network, heartbeatsPerNodePerSecond: r.heartbeatsPerNodePerSecond }),
+  );
+  for (const v of r.violations) console.log(`violation: ${v}`);
+  console.log(r.violations.length === 0 ? `seed=${r.seed} ok` : reproduceLine(r.seed));
+  process.exitCode = r.violations.length === 0 ? 0 : 1;
+} else {
+  const count = uint32(values.seeds, 1_000);
+  const from = uint32(values.from, Math.floor(Math.random() * 0xffff_0000));
+  const started = performance.now();
+  for (let seed = from; seed < from + count; seed++) {
+    const r = runSeed(seed);
+    if (r.violations.length > 0) {
+      for (const v of r.violations) console.log(`violation: ${v}`);
+      console.log(reproduceLine(seed));
+      process.exit(1);
+    }
+  }
+  console.log(`${count} seeds from ${from} ok in ${Math.round(performance.now() - started)} ms`);
+}

@@ -1,0 +1,68 @@
+// Timings of failure detection. Every duration counts from the injected clock
+// (nowMs passed in), never from a real timer, so the simulator and production
+// run the same code.
+import { MosaicError } from "../errors.ts";
+
+export interface DetectorConfig {
+  /** k: heartbeats a path may lose in a row without any suspicion. Also: each node is watched by k+1 observers. */
+  toleratedLosses: number;
+  /** How often a node sends a heartbeat to each successor, on each channel. */
+  heartbeatIntervalMs: number;
+  /** Silence on a channel after which it is suspect (still used: suspicion alone moves no traffic). */
+  suspectAfterMs: number;
+  /** Silence on a channel after which it is down and its peer's traffic moves to the other channel. */
+  downAfterMs: number;
+  /** Silence on both channels after which the node is down (a membership matter, so slower than a NIC). */
+  nodeDownAfterMs: number;
+  /** How long a returning channel must stay steady before traffic goes back to it (no flapping). */
+  holdDownMs: number;
+  /** Period at which the driver calls tick(): detection may lag a deadline by up to one tick. */
+  tickMs: number;
+}
+
+/** Issue 4's budget: a channel is down ≤ 300 ms after its last heartbeat, a node ≤ 1 s. */
+export const CHANNEL_DOWN_BUDGET_MS = 300;
+export const NODE_DOWN_BUDGET_MS = 1_000;
+
+/**
+ * Defaults inside the budget for k tolerated losses: the heartbeat interval shrinks
+ * as k grows so that k lost heartbeats still fit before suspicion at 150 ms.
+ */
+export function defaultDetectorConfig(toleratedLosses = 1): DetectorConfig {
+  return validateDetectorConfig({
+    toleratedLosses,
+    heartbeatIntervalMs: Math.floor(150 / (toleratedLosses + 2)),
+    suspectAfterMs: 150,
+    downAfterMs: 250,
+    nodeDownAfterMs: 750,
+    holdDownMs: 1_000,
+    tickMs: 10,
+  });
+}
+
+function bad(field: string, why: string): MosaicError {
+  return new MosaicError("MOSAIC_ERR_BAD_REQUEST", `detector config: ${field} ${why}`);
+}
+
+function positiveInt(config: DetectorConfig, field: keyof DetectorConfig, min: number): void {
+  const v = config[field];
+  if (!Number.isSafeInteger(v) || v < min) throw bad(field, `must be an integer ≥ ${min}, got ${v}`);
+}
+
+export function validateDetectorConfig(config: DetectorConfig): DetectorConfig {
+  positiveInt(config, "toleratedLosses", 0);
+  for (const f of ["heartbeatIntervalMs", "suspectAfterMs", "downAfterMs", "nodeDownAfterMs"] as const)
+    positiveInt(config, f, 1);
+  positiveInt(config, "holdDownMs", 0);
+  positiveInt(config, "tickMs", 1);
+  const lossWindowMs = (config.toleratedLosses + 1) * config.heartbeatIntervalMs;
+  // k losses in a row leave a gap of (k+1) intervals; that gap alone must not raise suspicion.
+  if (config.suspectAfterMs <= lossWindowMs + config.tickMs)
+    throw bad(
+      "suspectAfterMs",
+      `must exceed (k+1)·heartbeatIntervalMs + tickMs = ${lossWindowMs + config.tickMs}`,
+    );
+  if (config.downAfterMs <= config.suspectAfterMs) throw bad("downAfterMs", "must exceed suspectAfterMs");
+  if (config.nodeDownAfterMs < config.downAfterMs) throw bad("nodeDownAfterMs", "must be ≥ downAfterMs");
+  return config;
+}

@@ -1,0 +1,30 @@
+// The scale run: 10, 100 and 1,000 simulated nodes. Heartbeats per node per
+// second must not grow with n (the ring), and detection must stay in budget.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { reproduceLine, runScenario, scaleScenario } from "../../sim/simulator.ts";
+import { CHANNEL_DOWN_BUDGET_MS, NODE_DOWN_BUDGET_MS } from "../../src/membership/config.ts";
+
+test("scale run: 10, 100, 1000 nodes", (t) => {
+  const rates: number[] = [];
+  for (const n of [10, 100, 1_000]) {
+    const started = performance.now();
+    const r = runScenario(scaleScenario(n, 42));
+    assert.deepEqual(r.violations, [], reproduceLine(42));
+    const channelMs = Math.max(...r.channelDetectMs);
+    const nodeMs = Math.max(...r.nodeDetectMs);
+    t.diagnostic(
+      `n=${n} heartbeats/node/s=${r.heartbeatsPerNodePerSecond.toFixed(1)} ` +
+        `nic_detect_ms(max)=${channelMs} node_detect_ms(max)=${nodeMs} ` +
+        `observers=${r.channelDetectMs.length}/${r.nodeDetectMs.length} wall_ms=${Math.round(performance.now() - started)}`,
+    );
+    // k = 1: two observers of the crashed node, and the NIC loss is seen from both sides.
+    assert.equal(r.nodeDetectMs.length, 2);
+    assert.ok(r.channelDetectMs.length >= 4);
+    assert.ok(channelMs <= CHANNEL_DOWN_BUDGET_MS && nodeMs <= NODE_DOWN_BUDGET_MS);
+    rates.push(r.heartbeatsPerNodePerSecond);
+  }
+  const [first] = rates as [number];
+  for (const rate of rates)
+    assert.ok(Math.abs(rate - first) / first < 0.02, `rates not flat: ${rates.join(", ")}`);
+});
