@@ -12,6 +12,11 @@ interface DirState {
 
 export class DirSyncer {
   readonly #dirs = new Map<string, DirState>();
+  readonly #syncDir: (dir: string) => Promise<void>;
+
+  constructor(sync: (dir: string) => Promise<void> = syncDir) {
+    this.#syncDir = sync;
+  }
 
   sync(dir: string): Promise<void> {
     let state = this.#dirs.get(dir);
@@ -35,7 +40,7 @@ export class DirSyncer {
   }
 
   #start(dir: string, state: DirState): Promise<void> {
-    const running = syncDir(dir);
+    const running = this.#syncDir(dir);
     state.running = running;
     const done = () => {
       if (state.running !== running) return;
