@@ -8,7 +8,7 @@ import { fileIdOf } from "../core/names.ts";
 import { fileOwner } from "../core/ownership.ts";
 import { placeStripe } from "../core/placement.ts";
 import { layoutOf, type VolumeSpec } from "../core/volume.ts";
-import { MosaicError } from "../errors.ts";
+import { isMosaicError, MosaicError } from "../errors.ts";
 import type { FileHandler, FileReply } from "../rpc/file-handler.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import type { PeerClients } from "../rpc/peer-client.ts";
@@ -54,7 +54,7 @@ export class FileService implements FileHandler {
         return { header: { files: await this.list(request.volume, request.prefix) } };
       case "get": {
         const manifest = await this.manifest(request.volume, request.name);
-        return { header: { manifest }, body: readFile(this.#ctx, manifest) };
+        return { header: { manifest }, body: this.#read(manifest) };
       }
       case "head":
         return { header: { manifest: await this.manifest(request.volume, request.name) } };
@@ -102,6 +102,29 @@ export class FileService implements FileHandler {
     return [...newest.values()]
       .filter((m) => !m.deleted && m.name.startsWith(prefix))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /**
+   * The file's bytes. A stripe that cannot be read may mean the file was
+   * overwritten meanwhile (its old pieces are garbage once the new version
+   * is durable): then the reader is told so, not that nodes are down.
+   */
+  async *#read(manifest: FileManifest): AsyncGenerator<Buffer> {
+    try {
+      yield* readFile(this.#ctx, manifest);
+    } catch (error) {
+      if (!isMosaicError(error, "MOSAIC_ERR_DATA_UNAVAILABLE")) throw error;
+      const now = await readManifest(this.#ctx, manifest.volume, manifest.name, manifest.redundancy).catch(
+        () => undefined,
+      );
+      if (now === undefined || now.version === manifest.version) throw error;
+      throw new MosaicError(
+        "MOSAIC_ERR_FILE_CHANGED",
+        `${manifest.volume}/${manifest.name} was ${now.deleted ? "deleted" : "overwritten"} while being read ` +
+          `(version ${manifest.version} → ${now.version}); read it again`,
+        { cause: error },
+      );
+    }
   }
 
   /** Where every piece of a file is and whether its holder has it at the file's version. */

@@ -62,3 +62,31 @@ describe("files over three in-process agents", () => {
     assert.deepEqual(await cluster.client(0).list("media", "lib/"), []);
   });
 });
+
+describe("a read that races an overwrite", () => {
+  let cluster: InProcessCluster;
+  before(async () => {
+    cluster = await startInProcessCluster(3);
+  });
+  after(async () => {
+    await cluster.stop();
+  });
+
+  test("fails with FILE_CHANGED once the old version's pieces are gone, not with DATA_UNAVAILABLE", async () => {
+    const size = 40 * 512 * 1024; // 40 stripes of erasure 2+1 with 256 KiB chunks
+    await cluster.client(0).put("media", "race.bin", patternBytes(size, 1), size);
+    const { body } = await cluster.client(1).get("media", "race.bin");
+    const iterator = body[Symbol.asyncIterator]();
+    await iterator.next();
+    await cluster.client(2).put("media", "race.bin", patternBytes(size, 2), size);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // old versions are removed just after the write
+    await assert.rejects(
+      (async () => {
+        for (let r = await iterator.next(); !r.done; r = await iterator.next());
+      })(),
+      (e) => isMosaicError(e, "MOSAIC_ERR_FILE_CHANGED") && /overwritten while being read/.test(e.message),
+    );
+    const { body: fresh } = await cluster.client(1).get("media", "race.bin");
+    assert.ok((await gather(fresh)).equals(await gather(patternBytes(size, 2))));
+  });
+});
