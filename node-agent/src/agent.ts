@@ -2,13 +2,15 @@
 // clients to peers, and the file service on top. Wiring only; the logic
 // lives in the modules it wires.
 import * as grpc from "@grpc/grpc-js";
-import type { ClusterMap } from "./core/cluster-map.ts";
+import { type ClusterMap, nodeById } from "./core/cluster-map.ts";
 import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
 import type { DataContext } from "./data/context.ts";
 import { FileService } from "./data/file-service.ts";
 import { PieceIO } from "./data/pieces.ts";
 import { MosaicError } from "./errors.ts";
+import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import type { Logger } from "./log.ts";
+import { defaultDetectorConfig } from "./membership/config.ts";
 import { filesServiceHandlers } from "./rpc/files-server.ts";
 import { PeerClients } from "./rpc/peer-client.ts";
 import { peerServiceHandlers } from "./rpc/peer-server.ts";
@@ -25,6 +27,8 @@ export interface AgentConfig {
   volumes: VolumeSpec[];
   /** Stripes in flight per file read or write (default 4). */
   stripesInFlight?: number;
+  /** UDP port of the heartbeats on both channels; default: each channel's gRPC port number. */
+  heartbeatPort?: number;
   log: Logger;
 }
 
@@ -43,6 +47,10 @@ export class Agent {
   readonly #peers: PeerClients;
   readonly #log: Logger;
   readonly #state: AgentState;
+  readonly #heartbeatPort: number | undefined;
+  /** Heartbeats run while this node is in the map; their view picks each peer's channel. */
+  #heartbeats: UdpHeartbeats | undefined;
+  #heartbeatsChanging: Promise<void> = Promise.resolve();
 
   private constructor(parts: {
     nodeId: string;
@@ -53,6 +61,7 @@ export class Agent {
     files: FileService;
     state: AgentState;
     log: Logger;
+    heartbeatPort: number | undefined;
   }) {
     this.nodeId = parts.nodeId;
     this.addresses = parts.addresses;
@@ -62,13 +71,19 @@ export class Agent {
     this.files = parts.files;
     this.#state = parts.state;
     this.#log = parts.log;
+    this.#heartbeatPort = parts.heartbeatPort;
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
     const log = config.log;
     const state: AgentState = { map: config.map, volumes: volumeMap(config.volumes) };
     const store = await ChunkStore.open(config.dataDir, { capacityBytes: config.capacityBytes, log });
-    const peers = new PeerClients({ map: () => state.map, log });
+    const health: { channelFor: (node: string) => 0 | 1 | undefined } = { channelFor: () => undefined };
+    const peers = new PeerClients({
+      map: () => state.map,
+      log,
+      channelFor: (node) => health.channelFor(node),
+    });
     const ctx: DataContext = {
       self: config.nodeId,
       map: () => state.map,
@@ -88,7 +103,62 @@ export class Agent {
     }
     const volumes = [...state.volumes.keys()];
     log.info({ addresses, dataDir: config.dataDir, volumes, epoch: config.map.epoch }, "agent started");
-    return new Agent({ nodeId: config.nodeId, addresses, server, store, peers, files, state, log });
+    const agent = new Agent({
+      nodeId: config.nodeId,
+      addresses,
+      server,
+      store,
+      peers,
+      files,
+      state,
+      log,
+      heartbeatPort: config.heartbeatPort,
+    });
+    health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
+    await agent.#syncHeartbeats();
+    return agent;
+  }
+
+  /** Starts, re-targets or stops the heartbeats to match the current map; one change at a time. */
+  #syncHeartbeats(): Promise<void> {
+    this.#heartbeatsChanging = this.#heartbeatsChanging.then(() =>
+      this.#applyHeartbeats().catch((error) =>
+        this.#log.error(
+          { err: (error as Error).message },
+          "heartbeats not started; channels chosen per call",
+        ),
+      ),
+    );
+    return this.#heartbeatsChanging;
+  }
+
+  async #applyHeartbeats(): Promise<void> {
+    const { map } = this.#state;
+    const members = map.nodes.filter((n) => n.state !== "out").map((n) => n.id);
+    if (!members.includes(this.nodeId)) {
+      this.#heartbeats?.close();
+      this.#heartbeats = undefined;
+      return;
+    }
+    if (this.#heartbeats !== undefined) {
+      this.#heartbeats.setMembers(members, map.epoch);
+      return;
+    }
+    const port = this.#heartbeatPort;
+    const self = { id: this.nodeId, addresses: this.addresses, state: "up" as const };
+    this.#heartbeats = await UdpHeartbeats.start({
+      self: this.nodeId,
+      incarnation: Date.now(),
+      members,
+      epoch: map.epoch,
+      config: defaultDetectorConfig(1),
+      bind: heartbeatEndpoints(self, port),
+      endpointOf: (node, channel) => {
+        const entry = nodeById(this.#state.map, node);
+        return entry && heartbeatEndpoints(entry, port)[channel === "A" ? 0 : 1];
+      },
+      onEvent: (event) => this.#log.info({ event }, "peer health changed"),
+    });
   }
 
   get map(): ClusterMap {
@@ -101,6 +171,7 @@ export class Agent {
     this.#state.volumes = volumeMap(volumes);
     this.#state.map = map;
     this.#log.info({ epoch: map.epoch, nodes: map.nodes.length }, "cluster map updated");
+    void this.#syncHeartbeats();
     return true;
   }
 
@@ -110,6 +181,9 @@ export class Agent {
     const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
     await graceful;
     clearTimeout(timer);
+    await this.#heartbeatsChanging;
+    this.#heartbeats?.close();
+    this.#heartbeats = undefined;
     this.#peers.close();
     this.#log.info("agent stopped");
   }

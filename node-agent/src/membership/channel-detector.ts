@@ -18,7 +18,7 @@ export interface ChannelEvent {
   atMs: number;
 }
 
-interface Track {
+export interface Track {
   state: ChannelState;
   lastHeardMs: number;
   /** When the current state began: the hold-down counts from entering returning. */
@@ -39,6 +39,23 @@ export function nextOnSilence(t: Readonly<Track>, nowMs: number, config: Detecto
       return nowMs - t.sinceMs >= config.holdDownMs ? "up" : "returning";
     case "down":
       return "down";
+  }
+}
+
+/**
+ * The earliest time at which nextOnSilence() gives another state; Infinity: never
+ * (down waits for a heartbeat). A driver sleeps until then instead of polling.
+ */
+export function silenceDeadlineMs(t: Readonly<Track>, config: DetectorConfig): number {
+  switch (t.state) {
+    case "up":
+      return t.lastHeardMs + config.suspectAfterMs;
+    case "suspect":
+      return t.lastHeardMs + config.downAfterMs;
+    case "returning":
+      return Math.min(t.lastHeardMs + config.suspectAfterMs, t.sinceMs + config.holdDownMs);
+    case "down":
+      return Number.POSITIVE_INFINITY;
   }
 }
 
@@ -94,6 +111,15 @@ export class ChannelDetector {
       }
     }
     return events;
+  }
+
+  /** The earliest time at which tick() can move any channel with no heartbeat arriving; Infinity: none. */
+  nextDeadlineMs(): number {
+    let earliestMs = Number.POSITIVE_INFINITY;
+    for (const tracks of this.#tracks.values())
+      for (const channel of CHANNELS)
+        earliestMs = Math.min(earliestMs, silenceDeadlineMs(tracks[channel], this.#config));
+    return earliestMs;
   }
 
   peers(): string[] {

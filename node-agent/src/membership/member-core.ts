@@ -94,6 +94,20 @@ export class MemberCore {
     return this.#health.onHeartbeat(h, nowMs);
   }
 
+  /**
+   * The earliest time at which tick() has work: the next heartbeat to send or
+   * a health deadline. Ticking only then gives the same events as ticking
+   * every millisecond, so an idle driver sleeps until it.
+   */
+  nextDeadlineMs(): number {
+    return Math.min(this.#nextSendMs, this.#health.nextDeadlineMs());
+  }
+
+  /** When `peer` was last heard on `channel`, by the clock this core is driven with. */
+  lastHeardMs(peer: string, channel: Channel): number | undefined {
+    return this.#health.lastHeardMs(peer, channel);
+  }
+
   view(peer: string): PeerView | undefined {
     return this.#health.view(peer);
   }

@@ -110,6 +110,23 @@ export class PeerHealth {
     return events;
   }
 
+  /**
+   * The earliest time at which tick() can produce an event with no heartbeat
+   * arriving: a channel deadline, or a silent peer's node-down deadline.
+   */
+  nextDeadlineMs(): number {
+    let earliestMs = this.#channels.nextDeadlineMs();
+    for (const [peer, v] of this.#views)
+      if (v.state === "suspect")
+        earliestMs = Math.min(earliestMs, this.#lastHeardMs(peer) + this.#config.nodeDownAfterMs);
+    return earliestMs;
+  }
+
+  /** When `peer` was last heard on `channel` (by this observer's clock). */
+  lastHeardMs(peer: string, channel: Channel): number | undefined {
+    return this.#channels.lastHeardMs(peer, channel);
+  }
+
   view(peer: string): PeerView | undefined {
     const v = this.#views.get(peer);
     if (v === undefined) return undefined;
@@ -128,16 +145,16 @@ export class PeerHealth {
     const a = this.#channels.state(peer, "A");
     const b = this.#channels.state(peer, "B");
     if (v === undefined || a === undefined || b === undefined) return events;
-    const lastHeardMs = Math.max(
-      this.#channels.lastHeardMs(peer, "A") ?? 0,
-      this.#channels.lastHeardMs(peer, "B") ?? 0,
-    );
-    const state = peerStateOf(a, b, nowMs - lastHeardMs, this.#config);
+    const state = peerStateOf(a, b, nowMs - this.#lastHeardMs(peer), this.#config);
     const active = activeChannel(a, b, this.#preferred);
     if (active !== v.active) events.push({ kind: "active", peer, from: v.active, to: active, atMs: nowMs });
     if (state !== v.state) events.push({ kind: "peer", peer, from: v.state, to: state, atMs: nowMs });
     v.state = state;
     v.active = active;
     return events;
+  }
+
+  #lastHeardMs(peer: string): number {
+    return Math.max(this.#channels.lastHeardMs(peer, "A") ?? 0, this.#channels.lastHeardMs(peer, "B") ?? 0);
   }
 }

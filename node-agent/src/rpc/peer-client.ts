@@ -2,8 +2,8 @@
 // use and re-made by grpc-js when they drop, so an agent starts whether or not
 // its peers are up. Each peer is reachable on two channels (two NICs); a
 // unary call that cannot reach a peer on one is tried once on the other.
-// (Per-peer channel state driven by heartbeats replaces this in the
-// failure-detection work.)
+// Heartbeats that moved a peer to channel B (options.channelFor) send its
+// calls there at once; otherwise channel A's gRPC connectivity decides.
 
 import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "@node-rs/crc32";
@@ -47,6 +47,13 @@ export interface PeerClientsOptions {
   log: Logger;
   /** Deadline of unary calls and of each piece transfer. */
   callTimeoutMs?: number;
+  /**
+   * The channel heartbeats say `node`'s traffic should take (0 = A, 1 = B);
+   * undefined when they do not know (peer not watched here, or neither channel
+   * usable): then channel A's connectivity decides. Called once per call, so
+   * it must be cheap and must not throw.
+   */
+  channelFor?: (node: string) => 0 | 1 | undefined;
 }
 
 export interface Usage {
@@ -190,12 +197,16 @@ export class PeerClients {
   }
 
   /**
-   * The channel to use for `node`: A once its connection is ready, B if A
-   * fails or does not become ready within CONNECT_WAIT_MS (a dead NIC may
-   * swallow packets rather than refuse them). The common case, a ready A,
-   * costs one synchronous check.
+   * The channel to use for `node`. Heartbeats that moved the peer to B are
+   * believed at once: that is how a dead NIC costs milliseconds. Otherwise A
+   * once its gRPC connection is ready, B if A fails or does not become ready
+   * within CONNECT_WAIT_MS (a dead NIC may swallow packets rather than refuse
+   * them) — heartbeats heard on A show the peer can reach us there, not that
+   * we can connect to the address we hold for it. The common case, a ready
+   * A, costs one synchronous check.
    */
   async #channelFor(node: string): Promise<0 | 1> {
+    if (this.#options.channelFor?.(node) === 1) return 1;
     const channel = this.#client(node, 0).client.getChannel();
     let state = channel.getConnectivityState(true);
     const deadline = Date.now() + CONNECT_WAIT_MS;
