@@ -1,5 +1,11 @@
 // Runs one agent as a process until SIGTERM or SIGINT: the body of
 // `mosaic agent`. SIGHUP re-reads the cluster file (members and volumes).
+// Every wait on a shared-memory ring parks a libuv pool thread for a slice
+// (ipc/slot-ring.ts), and chunk files go through the same pool: with
+// libuv's default of 4 threads a few idle clients would stall the store.
+// Read once, when the pool first starts, so it is set while modules load.
+process.env.UV_THREADPOOL_SIZE ??= "64";
+
 import { Agent } from "./agent.ts";
 import { readClusterFile } from "./config.ts";
 import { createRootLogger } from "./log.ts";
@@ -9,6 +15,8 @@ export interface AgentProcessOptions {
   nodeId: string;
   dataDir: string;
   capacityBytes: number;
+  /** Directory of the request FIFO for applications on this node; none: no same-node IPC. */
+  ipcDir?: string;
 }
 
 export async function runAgentProcess(options: AgentProcessOptions): Promise<void> {
@@ -25,6 +33,7 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
     listen: self.addresses,
     dataDir: options.dataDir,
     capacityBytes: options.capacityBytes,
+    ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
     log,

@@ -9,6 +9,7 @@ import { FileService } from "./data/file-service.ts";
 import { PieceIO } from "./data/pieces.ts";
 import { MosaicError } from "./errors.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
+import { IpcServer } from "./ipc/ipc-server.ts";
 import type { Logger } from "./log.ts";
 import { defaultDetectorConfig } from "./membership/config.ts";
 import { filesServiceHandlers } from "./rpc/files-server.ts";
@@ -29,6 +30,8 @@ export interface AgentConfig {
   stripesInFlight?: number;
   /** UDP port of the heartbeats on both channels; default: each channel's gRPC port number. */
   heartbeatPort?: number;
+  /** Directory of the request FIFO applications on this node write to (/run/mosaic in Kubernetes); none: no IPC. */
+  ipcDir?: string;
   log: Logger;
 }
 
@@ -48,6 +51,7 @@ export class Agent {
   readonly #log: Logger;
   readonly #state: AgentState;
   readonly #heartbeatPort: number | undefined;
+  readonly #ipc: IpcServer | undefined;
   /** Heartbeats run while this node is in the map; their view picks each peer's channel. */
   #heartbeats: UdpHeartbeats | undefined;
   #heartbeatsChanging: Promise<void> = Promise.resolve();
@@ -62,6 +66,7 @@ export class Agent {
     state: AgentState;
     log: Logger;
     heartbeatPort: number | undefined;
+    ipc: IpcServer | undefined;
   }) {
     this.nodeId = parts.nodeId;
     this.addresses = parts.addresses;
@@ -72,6 +77,7 @@ export class Agent {
     this.#state = parts.state;
     this.#log = parts.log;
     this.#heartbeatPort = parts.heartbeatPort;
+    this.#ipc = parts.ipc;
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
@@ -113,6 +119,7 @@ export class Agent {
       state,
       log,
       heartbeatPort: config.heartbeatPort,
+      ipc: config.ipcDir === undefined ? undefined : IpcServer.start({ dir: config.ipcDir, files, log }),
     });
     health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
     await agent.#syncHeartbeats();
@@ -177,6 +184,7 @@ export class Agent {
 
   /** Lets calls in flight finish for up to `graceMs`, then cuts the rest. */
   async stop(graceMs = 2_000): Promise<void> {
+    await this.#ipc?.close();
     const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
     const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
     await graceful;

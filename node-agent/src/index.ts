@@ -7,3 +7,4 @@ export type { FileManifest } from "./core/manifest.ts";
 export type { Redundancy, VolumeSpec } from "./core/volume.ts";
 export type { PieceState } from "./data/file-service.ts";
 export { type ErrorCode, ErrorCodes, isMosaicError, MosaicError } from "./errors.ts";
+export { IpcClient, type IpcClientOptions, type IpcReply } from "./ipc/ipc-client.ts";

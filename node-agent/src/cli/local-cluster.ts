@@ -153,7 +153,14 @@ function spawnAgent(plan: LocalPlan, agent: LocalAgent): Child {
   const log = openSync(agent.logFile, "a");
   try {
     const args = [...NODE_FLAGS, MOSAIC_SCRIPT, "agent", "--cluster", plan.clusterFile, "--node", agent.id];
-    args.push("--data-dir", agent.dataDir, "--capacity", String(plan.capacityBytes));
+    args.push(
+      "--data-dir",
+      agent.dataDir,
+      "--ipc-dir",
+      agent.ipcDir,
+      "--capacity",
+      String(plan.capacityBytes),
+    );
     const child = spawn(process.execPath, args, {
       // Its own process group: a Ctrl-C in the terminal reaches `up` alone, which stops the agents in order.
       detached: true,

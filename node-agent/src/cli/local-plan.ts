@@ -15,6 +15,8 @@ export interface LocalAgent {
   id: string;
   addresses: [string, string];
   dataDir: string;
+  /** Where this agent's request FIFO lives: applications on "this node" connect there. */
+  ipcDir: string;
   logFile: string;
 }
 
@@ -50,6 +52,7 @@ export function planLocalCluster(options: PlanOptions): LocalPlan {
       id: `node-${i}`,
       addresses: [`127.0.0.1:${basePort + 2 * i}`, `127.0.0.2:${basePort + 2 * i + 1}`],
       dataDir: join(dir, `node-${i}`),
+      ipcDir: join(dir, "ipc", `node-${i}`),
       logFile: join(logDir, `node-${i}.log`),
     });
   }

@@ -76,14 +76,27 @@ command(
       .argParser(parseSize)
       .default(100 * 2 ** 30, "100GiB"),
   )
-  .action(async (options: { cluster: string; node: string; dataDir: string; capacity: number }) => {
-    await runAgentProcess({
-      clusterFile: options.cluster,
-      nodeId: options.node,
-      dataDir: options.dataDir,
-      capacityBytes: options.capacity,
-    });
-  });
+  .option(
+    "--ipc-dir <dir>",
+    "serve applications on this node through a request FIFO in <dir> (/run/mosaic in Kubernetes)",
+  )
+  .action(
+    async (options: {
+      cluster: string;
+      node: string;
+      dataDir: string;
+      capacity: number;
+      ipcDir?: string;
+    }) => {
+      await runAgentProcess({
+        clusterFile: options.cluster,
+        nodeId: options.node,
+        dataDir: options.dataDir,
+        capacityBytes: options.capacity,
+        ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
+      });
+    },
+  );
 
 command(
   "up",

@@ -61,7 +61,7 @@ const STATE_NONE = 0;
 const STATE_ATTACHED = 1;
 const STATE_CLOSED = 2;
 
-type Role = "producer" | "consumer";
+export type Role = "producer" | "consumer";
 
 export type RingErrorReason = "timeout" | "peer-died" | "peer-closed" | "closed" | "protocol";
 
@@ -209,6 +209,22 @@ export class SlotRing {
   async close(): Promise<void> {
     await Promise.all([...this.#roles].map((role) => role.close()));
     this.#segment.close();
+  }
+
+  /**
+   * Whether the process attached as `role` still runs: false only when it is
+   * known to be gone (killed, exited, pid reused); true if none attached yet.
+   * Lets an owner notice a dead peer while no wait is pending.
+   */
+  attachedAlive(role: Role): boolean {
+    const offset = identityOffset(role);
+    const b = this.#bytes;
+    if (b.length === 0) return false; // unmapped
+    return isAlive({
+      pid: b.readInt32LE(offset),
+      startTicks: b.readDoubleLE(offset + 4),
+      pidNamespace: b.readDoubleLE(offset + 12),
+    });
   }
 
   #take<T extends RingEnd>(role: T): T {
@@ -464,6 +480,14 @@ export class RingConsumer extends RingEnd {
       return null;
     }
     return data;
+  }
+
+  /**
+   * Starts reading the next stream after END or ERROR: one ring carries many
+   * streams in turn (one per request), each ended by its END or ERROR slot.
+   */
+  restart(): void {
+    this.#done = false;
   }
 
   /** Gives the slot from next() back to the producer; its view must not be used after. */

@@ -22,8 +22,8 @@ export class Peer {
   readonly #waiters: Array<() => void> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[]) {
-    this.child = fork(PEER_SCRIPT, args, {
+  constructor(args: string[], script = PEER_SCRIPT) {
+    this.child = fork(script, args, {
       execPath: process.execPath,
       execArgv: [...NODE_FLAGS],
       stdio: ["ignore", "inherit", "inherit", "ipc"],
