@@ -15,8 +15,8 @@ import { planLocalCluster } from "../node-agent/src/cli/local-plan.ts";
 import { parseSize } from "../node-agent/src/cli/parse.ts";
 import { ClusterClient } from "../node-agent/src/client/cluster-client.ts";
 import { measureDiskWriteMBps } from "./lib/disk-baseline.ts";
+import { measureTcpMBps } from "./lib/socket-baseline.ts";
 import { median, round } from "./lib/stats.ts";
-import { measureTcpMBps } from "./lib/tcp-baseline.ts";
 
 const MiB = 1024 * 1024;
 
