@@ -8,31 +8,16 @@
 // agent → application path, not the network.
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { LocalCluster } from "../node-agent/src/cli/local-cluster.ts";
 import { planLocalCluster } from "../node-agent/src/cli/local-plan.ts";
-import { parseSize } from "../node-agent/src/cli/parse.ts";
 import { ClusterClient } from "../node-agent/src/client/cluster-client.ts";
 import { IpcClient } from "../node-agent/src/ipc/ipc-client.ts";
+import { benchArgs, repeatedBlock, startBenchCluster } from "./lib/cluster.ts";
 import { measureSocketMBps } from "./lib/socket-baseline.ts";
 import { median, round } from "./lib/stats.ts";
 
 const MiB = 1024 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    size: { type: "string", default: "1GiB" },
-    rounds: { type: "string", default: "5" },
-    "base-port": { type: "string", default: String(30_000 + 2 * Math.floor(Math.random() * 5_000)) },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
-if (values.help) {
-  console.log("usage: npm run bench:ipc [-- --size 1GiB] [--rounds 5] [--base-port 30000]");
-  process.exit(0);
-}
-const sizeBytes = parseSize(values.size);
-const rounds = Number(values.rounds);
+const { sizeBytes, rounds, basePort } = benchArgs("bench:ipc");
 
 function memcpyMBps(totalBytes: number): number {
   const from = Buffer.alloc(MiB, 0x11);
@@ -55,27 +40,16 @@ const dir = await mkdtemp(join("/dev/shm", "mosaic-bench-ipc-"));
 const plan = planLocalCluster({
   nodes: 3,
   dir,
-  basePort: Number(values["base-port"]),
+  basePort: basePort,
   capacityBytes: 4 * sizeBytes,
 });
 plan.cluster.volumes = [
   { name: "local", chunkSizeBytes: MiB, redundancy: { replicas: 3 }, capacityBytes: 2 * sizeBytes },
 ];
-const cluster = await LocalCluster.start(plan, (exit) => {
-  console.error(
-    `agent ${exit.agent.id} exited (code ${exit.code}, signal ${exit.signal}); see ${exit.agent.logFile}`,
-  );
-  process.exit(1);
-});
+const cluster = await startBenchCluster(plan);
 try {
-  await cluster.waitReady(20_000);
   const writer = await ClusterClient.connect(plan.agents.map((a) => a.addresses[0]));
-  const block = Buffer.alloc(MiB, 0x5a);
-  async function* source() {
-    for (let sent = 0; sent < sizeBytes; sent += MiB)
-      yield sent + MiB <= sizeBytes ? block : block.subarray(0, sizeBytes - sent);
-  }
-  await writer.put("local", "bench/ipc.bin", source(), sizeBytes);
+  await writer.put("local", "bench/ipc.bin", repeatedBlock(sizeBytes), sizeBytes);
   writer.close();
 
   const app = await IpcClient.connect({ dir: plan.agents[0]?.ipcDir as string });

@@ -9,67 +9,39 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { LocalCluster } from "../node-agent/src/cli/local-cluster.ts";
 import { planLocalCluster } from "../node-agent/src/cli/local-plan.ts";
-import { parseSize } from "../node-agent/src/cli/parse.ts";
 import { ClusterClient } from "../node-agent/src/client/cluster-client.ts";
+import { benchArgs, repeatedBlock, startBenchCluster } from "./lib/cluster.ts";
 import { measureDiskWriteMBps } from "./lib/disk-baseline.ts";
 import { measureTcpMBps } from "./lib/socket-baseline.ts";
 import { median, round } from "./lib/stats.ts";
 
 const MiB = 1024 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    size: { type: "string", default: "1GiB" },
-    rounds: { type: "string", default: "5" },
-    disk: { type: "boolean", default: false },
-    "base-port": { type: "string", default: String(30_000 + 2 * Math.floor(Math.random() * 5_000)) },
-    help: { type: "boolean", short: "h", default: false },
-  },
-});
-if (values.help) {
-  console.log("usage: npm run bench:stripe [-- --size 1GiB] [--rounds 5] [--disk] [--base-port 30000]");
-  process.exit(0);
-}
-const sizeBytes = parseSize(values.size);
-const rounds = Number(values.rounds);
+const { sizeBytes, rounds, basePort, disk } = benchArgs("bench:stripe", { disk: true });
 
 const tcp: number[] = [];
 for (let r = 0; r < rounds; r++) tcp.push(await measureTcpMBps(sizeBytes));
 console.log(`# tcp  ${tcp.map((v) => round(v)).join(" ")} MB/s (two local processes, 1 MiB writes)`);
 
-const dir = await mkdtemp(join(values.disk ? tmpdir() : "/dev/shm", "mosaic-bench-stripe-"));
-if (values.disk)
+const dir = await mkdtemp(join(disk ? tmpdir() : "/dev/shm", "mosaic-bench-stripe-"));
+if (disk)
   console.log(
     `# disk ${round(await measureDiskWriteMBps(dir, Math.min(sizeBytes, 512 * MiB)))} MB/s (1 MiB files, each fsync'd, 4 in flight)`,
   );
 const plan = planLocalCluster({
   nodes: 3,
   dir,
-  basePort: Number(values["base-port"]),
+  basePort: basePort,
   capacityBytes: 4 * sizeBytes,
 });
 for (const v of plan.cluster.volumes) v.capacityBytes = 2 * sizeBytes;
-const cluster = await LocalCluster.start(plan, (exit) => {
-  console.error(
-    `agent ${exit.agent.id} exited (code ${exit.code}, signal ${exit.signal}); see ${exit.agent.logFile}`,
-  );
-  process.exit(1);
-});
+const cluster = await startBenchCluster(plan);
 try {
-  await cluster.waitReady(20_000);
   const client = await ClusterClient.connect(plan.agents.map((a) => a.addresses[0]));
   const put: number[] = [];
   const get: number[] = [];
   const viaAgent: number[] = [];
-  const message = Buffer.alloc(MiB, 0x5a);
-  async function* source() {
-    for (let sent = 0; sent < sizeBytes; sent += MiB) {
-      yield sent + MiB <= sizeBytes ? message : message.subarray(0, sizeBytes - sent);
-    }
-  }
   const timed = async (body: AsyncIterable<Buffer>): Promise<number> => {
     const started = performance.now();
     let received = 0;
@@ -78,13 +50,13 @@ try {
     return received / 1e6 / ((performance.now() - started) / 1000);
   };
   // One round unmeasured: JIT, heap growth and first connections would otherwise count.
-  await client.put("media", "bench/warm-up.bin", source(), sizeBytes);
+  await client.put("media", "bench/warm-up.bin", repeatedBlock(sizeBytes), sizeBytes);
   await timed((await client.read("media", "bench/warm-up.bin")).body);
   await client.agent.delete("media", "bench/warm-up.bin");
   for (let r = 0; r < rounds; r++) {
     const name = `bench/round-${r}.bin`;
     const started = performance.now();
-    await client.put("media", name, source(), sizeBytes);
+    await client.put("media", name, repeatedBlock(sizeBytes), sizeBytes);
     put.push(sizeBytes / 1e6 / ((performance.now() - started) / 1000));
     get.push(await timed((await client.read("media", name)).body));
     viaAgent.push(await timed((await client.get("media", name)).body));
