@@ -17,6 +17,8 @@ export interface AgentProcessOptions {
   capacityBytes: number;
   /** Directory of the request FIFO for applications on this node; none: no same-node IPC. */
   ipcDir?: string;
+  /** Scrub rate in bytes per second; 0 turns the scrubber off. */
+  scrubRateBytesPerSecond?: number;
 }
 
 export async function runAgentProcess(options: AgentProcessOptions): Promise<void> {
@@ -34,6 +36,9 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
     dataDir: options.dataDir,
     capacityBytes: options.capacityBytes,
     ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
+    ...(options.scrubRateBytesPerSecond === undefined
+      ? {}
+      : { scrubRateBytesPerSecond: options.scrubRateBytesPerSecond }),
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
     log,

@@ -7,6 +7,7 @@ import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
 import type { DataContext } from "./data/context.ts";
 import { FileService } from "./data/file-service.ts";
 import { PieceIO } from "./data/pieces.ts";
+import { Scrubber } from "./data/scrubber.ts";
 import { MosaicError } from "./errors.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import { IpcServer } from "./ipc/ipc-server.ts";
@@ -32,6 +33,10 @@ export interface AgentConfig {
   heartbeatPort?: number;
   /** Directory of the request FIFO applications on this node write to (/run/mosaic in Kubernetes); none: no IPC. */
   ipcDir?: string;
+  /** Bytes per second the scrubber reads to verify (and repair) this node's pieces; 0 turns it off. Default 16 MiB/s. */
+  scrubRateBytesPerSecond?: number;
+  /** Pause between scrub cycles (default 60 s). */
+  scrubPauseMs?: number;
   log: Logger;
 }
 
@@ -46,6 +51,8 @@ export class Agent {
   readonly addresses: [string, string];
   readonly files: FileService;
   readonly store: ChunkStore;
+  /** Verifies every piece here at a bounded rate and rebuilds bad ones from their stripes; undefined when off. */
+  readonly scrubber: Scrubber | undefined;
   readonly #server: grpc.Server;
   readonly #peers: PeerClients;
   readonly #log: Logger;
@@ -67,6 +74,7 @@ export class Agent {
     log: Logger;
     heartbeatPort: number | undefined;
     ipc: IpcServer | undefined;
+    scrubber: Scrubber | undefined;
   }) {
     this.nodeId = parts.nodeId;
     this.addresses = parts.addresses;
@@ -78,6 +86,7 @@ export class Agent {
     this.#log = parts.log;
     this.#heartbeatPort = parts.heartbeatPort;
     this.#ipc = parts.ipc;
+    this.scrubber = parts.scrubber;
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
@@ -120,9 +129,11 @@ export class Agent {
       log,
       heartbeatPort: config.heartbeatPort,
       ipc: config.ipcDir === undefined ? undefined : IpcServer.start({ dir: config.ipcDir, files, log }),
+      scrubber: scrubberOf(config, ctx, store),
     });
     health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
     await agent.#syncHeartbeats();
+    agent.scrubber?.start();
     return agent;
   }
 
@@ -184,6 +195,7 @@ export class Agent {
 
   /** Lets calls in flight finish for up to `graceMs`, then cuts the rest. */
   async stop(graceMs = 2_000): Promise<void> {
+    await this.scrubber?.stop();
     await this.#ipc?.close();
     const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
     const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
@@ -195,6 +207,15 @@ export class Agent {
     this.#peers.close();
     this.#log.info("agent stopped");
   }
+}
+
+const SCRUB_RATE_DEFAULT_BYTES_PER_SECOND = 16 * 1024 * 1024;
+
+function scrubberOf(config: AgentConfig, ctx: DataContext, store: ChunkStore): Scrubber | undefined {
+  const rate = config.scrubRateBytesPerSecond ?? SCRUB_RATE_DEFAULT_BYTES_PER_SECOND;
+  if (rate <= 0) return undefined;
+  const pause = config.scrubPauseMs === undefined ? {} : { pauseMs: config.scrubPauseMs };
+  return new Scrubber(ctx, store, { rateBytesPerSecond: rate, ...pause });
 }
 
 function volumeMap(volumes: VolumeSpec[]): Map<string, VolumeSpec> {

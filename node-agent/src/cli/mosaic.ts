@@ -80,6 +80,11 @@ command(
     "--ipc-dir <dir>",
     "serve applications on this node through a request FIFO in <dir> (/run/mosaic in Kubernetes)",
   )
+  .addOption(
+    new Option("--scrub-rate <bytes>", "bytes per second the scrubber verifies and repairs; 0 turns it off")
+      .argParser(parseSize)
+      .default(16 * 2 ** 20, "16MiB"),
+  )
   .action(
     async (options: {
       cluster: string;
@@ -87,12 +92,14 @@ command(
       dataDir: string;
       capacity: number;
       ipcDir?: string;
+      scrubRate: number;
     }) => {
       await runAgentProcess({
         clusterFile: options.cluster,
         nodeId: options.node,
         dataDir: options.dataDir,
         capacityBytes: options.capacity,
+        scrubRateBytesPerSecond: options.scrubRate,
         ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
       });
     },

@@ -29,7 +29,7 @@ export interface InProcessCluster {
 
 export async function startInProcessCluster(
   n: number,
-  options: { volumes?: VolumeSpec[]; capacityBytes?: number } = {},
+  options: { volumes?: VolumeSpec[]; capacityBytes?: number; scrubRateBytesPerSecond?: number } = {},
 ): Promise<InProcessCluster> {
   const root = await mkdtemp(join(tmpdir(), "mosaic-test-"));
   const volumes = options.volumes ?? TEST_VOLUMES;
@@ -42,6 +42,8 @@ export async function startInProcessCluster(
         listen: ["127.0.0.1:0", "127.0.0.2:0"],
         dataDir: join(root, `node-${i}`),
         capacityBytes: options.capacityBytes ?? 2 ** 40,
+        // Off unless asked: a background scrub would quietly repair bytes a test corrupts on purpose.
+        scrubRateBytesPerSecond: options.scrubRateBytesPerSecond ?? 0,
         map: placeholder,
         volumes,
         log: silentLogger(),

@@ -340,6 +340,9 @@ export class ProcessCluster {
           this.dataDir(i),
           "--capacity",
           String(this.#options.capacityBytes),
+          // Off: a background scrub would repair bytes a test corrupts on purpose.
+          "--scrub-rate",
+          "0",
         ],
         { stdio: ["ignore", fd, fd], env },
       );
