@@ -11,7 +11,7 @@
 // plain count of /dev/shm would not be this agent's), and its packet
 // troubles from its log lines.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +20,7 @@ import { LocalCluster } from "../../src/cli/local-cluster.ts";
 import { type LocalAgent, type LocalPlan, planLocalCluster } from "../../src/cli/local-plan.ts";
 import type { MosaicError } from "../../src/errors.ts";
 import { IpcClient } from "../../src/ipc/ipc-client.ts";
-import { cpuSeconds, killPeers, mosaicSegments, Peer, type PeerMessage } from "./children.ts";
+import { cpuSeconds, ipcHeld, killPeers, mosaicSegments, Peer, type PeerMessage, until } from "./children.ts";
 import { fillFromPattern, mismatchAt, pattern } from "./pattern.ts";
 
 const APP = new URL("./agent-app-peer.ts", import.meta.url).pathname;
@@ -80,39 +80,14 @@ function packetTroubles(): LogEntry[] {
 
 /** What the agent holds for IPC now, read from /proc and its directory. */
 function held(): { mappings: number; fifoFds: number; fifos: number; namedRings: number } {
-  const maps = readFileSync(`/proc/${agentPid}/maps`, "latin1");
-  const mappings = new Set(
-    maps
-      .split("\n")
-      .filter((l) => l.includes("/dev/shm/mosaic-"))
-      .map((l) => l.split(/\s+/)[5]),
-  ).size;
-  let fifoFds = 0;
-  for (const fd of readdirSync(`/proc/${agentPid}/fd`)) {
-    try {
-      if (readlinkSync(`/proc/${agentPid}/fd/${fd}`).startsWith(agent.ipcDir)) fifoFds++;
-    } catch {
-      // closed while we looked
-    }
-  }
-  return { mappings, fifoFds, fifos: readdirSync(agent.ipcDir).length, namedRings: namedRings() };
+  const { mappings, fds } = ipcHeld(agentPid, agent.ipcDir);
+  return { mappings, fifoFds: fds, fifos: readdirSync(agent.ipcDir).length, namedRings: namedRings() };
 }
 
 /** Rings this agent made (its log names each at registration) that still have a name in /dev/shm. */
 function namedRings(): number {
   const made = new Set(agentLog().flatMap((e) => (e.rings ?? []).map((name) => name.slice(1))));
   return [...mosaicSegments()].filter((name) => made.has(name)).length;
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<number> {
-  const startMs = performance.now();
-  // Bounded by timeoutMs.
-  while (!condition()) {
-    if (performance.now() - startMs > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return performance.now() - startMs;
 }
 
 /** Starts an application process connected to node-0's agent; resolves once it has registered. */

@@ -3,7 +3,7 @@
 // by pid, whatever the test's outcome.
 import { type ChildProcess, fork } from "node:child_process";
 import { once } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { NODE_FLAGS } from "../../src/node-flags.ts";
 
 const PEER_SCRIPT = new URL("./ring-peer.ts", import.meta.url).pathname;
@@ -95,4 +95,35 @@ export function cpuSeconds(pid: number): number {
 /** The names of Mosaic segments in /dev/shm now. */
 export function mosaicSegments(): Set<string> {
   return new Set(readdirSync("/dev/shm").filter((name) => name.startsWith("mosaic-")));
+}
+
+/** A process's IPC footprint from /proc: its distinct ring mappings and its open descriptors under `dir`. */
+export function ipcHeld(pid: number | "self", dir: string): { mappings: number; fds: number } {
+  const maps = readFileSync(`/proc/${pid}/maps`, "latin1");
+  const mappings = new Set(
+    maps
+      .split("\n")
+      .filter((l) => l.includes("/dev/shm/mosaic-"))
+      .map((l) => l.split(/\s+/)[5]),
+  ).size;
+  let fds = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(dir)) fds++;
+    } catch {
+      // closed while we looked
+    }
+  }
+  return { mappings, fds };
+}
+
+/** Waits until `condition` holds, polling every 20 ms; returns how long it took, or throws after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<number> {
+  const startMs = performance.now();
+  while (!condition()) {
+    if (performance.now() - startMs > timeoutMs)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return performance.now() - startMs;
 }

@@ -9,7 +9,7 @@
 // (Other test files run alongside and make segments of their own, so a plain
 // count of /dev/shm would not be this file's.)
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, test } from "node:test";
@@ -21,7 +21,7 @@ import { IpcServer } from "../../src/ipc/ipc-server.ts";
 import { encodePacket, PACKET_HEADER_BYTES, PacketType } from "../../src/ipc/packet.ts";
 import { openFifoWriter, writePacket } from "../../src/ipc/request-fifo.ts";
 import { type InProcessCluster, MiB, startInProcessCluster } from "../helpers/in-process-cluster.ts";
-import { killPeers, mosaicSegments, Peer } from "./children.ts";
+import { ipcHeld, killPeers, mosaicSegments, Peer, until } from "./children.ts";
 
 const CLIENT = new URL("./ipc-client-peer.ts", import.meta.url).pathname;
 let cluster: InProcessCluster;
@@ -54,38 +54,12 @@ function namedRings(): string[] {
 
 /** What IPC holds now: FIFOs in the IPC dir, and this process's ring mappings and FIFO fds. */
 function resources(): Resources {
-  const maps = readFileSync("/proc/self/maps", "latin1");
-  const mappings = new Set(
-    maps
-      .split("\n")
-      .filter((l) => l.includes("/dev/shm/mosaic-"))
-      .map((l) => l.split(/\s+/)[5]),
-  ).size;
-  let fds = 0;
-  for (const fd of readdirSync("/proc/self/fd")) {
-    try {
-      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) fds++;
-    } catch {
-      // closed while we looked
-    }
-  }
-  return { fifos: readdirSync(dir).length, mappings, fds };
+  return { fifos: readdirSync(dir).length, ...ipcHeld("self", dir) };
 }
 
 function assertReclaimed(): void {
   assert.deepEqual(resources(), baseline);
   assert.deepEqual(namedRings(), [], "rings left in /dev/shm");
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<number> {
-  const startMs = performance.now();
-  // Bounded by timeoutMs.
-  while (!condition()) {
-    if (performance.now() - startMs > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return performance.now() - startMs;
 }
 
 before(async () => {
