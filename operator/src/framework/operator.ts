@@ -1,0 +1,81 @@
+// The operator runtime: one controller per kind, all acting only while this
+// replica holds the leader lease, so two replicas never both act. Caches stay
+// warm on followers, so a new leader acts at once.
+import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { Controller, type KindHandlers } from "./controller.ts";
+import { KubeRest } from "./kube-rest.ts";
+import { type LeaderElectionOptions, LeaderElector } from "./leader-election.ts";
+
+export interface OperatorOptions {
+  /** Path of a kubeconfig; default: in-cluster service account, else ~/.kube/config. */
+  kubeconfig?: string;
+  /** Names this replica in the lease and in events. */
+  identity: string;
+  log: Logger;
+  /** Lease to lead on; none: act at once (a single replica, or tests). */
+  leaderElection?: Pick<
+    LeaderElectionOptions,
+    "namespace" | "name" | "leaseDurationMs" | "renewDeadlineMs" | "retryMs"
+  >;
+}
+
+export class Operator {
+  readonly kc: KubeConfig;
+  readonly rest: KubeRest;
+  readonly #log: Logger;
+  readonly #controllers: Controller<KubernetesObject>[] = [];
+  readonly #elector: LeaderElector | undefined;
+  readonly #component = "mosaic-operator";
+
+  constructor(options: OperatorOptions) {
+    this.kc = new KubeConfig();
+    if (options.kubeconfig !== undefined) this.kc.loadFromFile(options.kubeconfig);
+    else this.kc.loadFromDefault();
+    this.rest = new KubeRest(this.kc);
+    this.#log = options.log.child({ identity: options.identity });
+    const election = options.leaderElection;
+    this.#elector =
+      election === undefined
+        ? undefined
+        : new LeaderElector({
+            ...election,
+            rest: this.rest,
+            identity: options.identity,
+            log: this.#log,
+            onStartedLeading: () => this.#setActive(true),
+            onStoppedLeading: () => this.#setActive(false),
+          });
+  }
+
+  handle<T extends KubernetesObject>(handlers: KindHandlers<T>): Controller<T> {
+    const controller = new Controller<T>({
+      kc: this.kc,
+      rest: this.rest,
+      handlers,
+      log: this.#log,
+      component: this.#component,
+    });
+    this.#controllers.push(controller as unknown as Controller<KubernetesObject>);
+    return controller;
+  }
+
+  get leading(): boolean {
+    return this.#elector?.leading ?? true;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.#controllers.map((c) => c.start()));
+    if (this.#elector === undefined) this.#setActive(true);
+    else this.#elector.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#elector?.stop();
+    await Promise.all(this.#controllers.map((c) => c.stop()));
+  }
+
+  #setActive(active: boolean): void {
+    for (const c of this.#controllers) c.setActive(active);
+  }
+}
