@@ -54,7 +54,9 @@ describe("mosaic CLI against a running local cluster", () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  test("up prints how to use the cluster and records its pids", () => {
+  test("up prints how to use the cluster and records its pids", async () => {
+    // The usage lines follow "ready:" in later writes.
+    assert.ok(await waitFor(() => /Stop with Ctrl-C/.test(up.output()), 10_000), up.output());
     assert.match(up.output(), /npm run mosaic -- put \.\/movie\.mp4 media\/films\/movie\.mp4/);
     assert.match(up.output(), new RegExp(`export MOSAIC_CLUSTER=${clusterFile}`));
     assert.equal(started.length, 4);

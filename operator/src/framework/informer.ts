@@ -17,6 +17,8 @@ export interface InformerOptions {
   log: Logger;
   resyncMs?: number;
   labelSelector?: string;
+  /** Only this namespace (a namespaced kind); default: all. */
+  namespace?: string;
 }
 
 const RESTART_BASE_MS = 500;
@@ -36,7 +38,7 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   constructor(options: InformerOptions) {
     const { kc, rest, resource } = options;
-    const path = collectionPath(resource);
+    const path = collectionPath(resource, options.namespace);
     const list = () =>
       rest.get<{ items: T[]; metadata: { resourceVersion: string } }>(withSelector(path, options));
     this.#watch = new ListWatch<T>(path, new Watch(kc), list, false, options.labelSelector);

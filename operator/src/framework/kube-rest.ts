@@ -6,11 +6,13 @@
 import https from "node:https";
 import type { KubeConfig } from "@kubernetes/client-node";
 
-export type PatchType = "merge" | "json";
+export type PatchType = "merge" | "json" | "apply";
 
 const CONTENT_TYPES: Record<PatchType, string> = {
   merge: "application/merge-patch+json",
   json: "application/json-patch+json",
+  // Server-side apply: the body is the whole desired object; `fieldManager` (and `force`) go in the query.
+  apply: "application/apply-patch+yaml",
 };
 
 /** A refusal from the API server, with its HTTP status and the Status object's reason and message. */

@@ -4,6 +4,7 @@
 import { KubeConfig, type KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Controller, type KindHandlers } from "./controller.ts";
+import { Keeper, type KeeperOptions } from "./keeper.ts";
 import { KubeRest } from "./kube-rest.ts";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.ts";
 
@@ -24,7 +25,8 @@ export class Operator {
   readonly kc: KubeConfig;
   readonly rest: KubeRest;
   readonly #log: Logger;
-  readonly #controllers: Controller<KubernetesObject>[] = [];
+  /** Controllers and keepers: everything that acts only while leading. */
+  readonly #parts: { start(): Promise<void>; setActive(active: boolean): void; stop(): Promise<void> }[] = [];
   readonly #elector: LeaderElector | undefined;
   readonly #component = "mosaic-operator";
 
@@ -56,8 +58,15 @@ export class Operator {
       log: this.#log,
       component: this.#component,
     });
-    this.#controllers.push(controller as unknown as Controller<KubernetesObject>);
+    this.#parts.push(controller);
     return controller;
+  }
+
+  /** Keeps an object the operator owns as `reconcile` declares it, on every event and resync. */
+  keep(options: KeeperOptions): Keeper {
+    const keeper = new Keeper({ ...options, kc: this.kc, rest: this.rest, log: this.#log });
+    this.#parts.push(keeper);
+    return keeper;
   }
 
   get leading(): boolean {
@@ -65,17 +74,17 @@ export class Operator {
   }
 
   async start(): Promise<void> {
-    await Promise.all(this.#controllers.map((c) => c.start()));
+    await Promise.all(this.#parts.map((c) => c.start()));
     if (this.#elector === undefined) this.#setActive(true);
     else this.#elector.start();
   }
 
   async stop(): Promise<void> {
     await this.#elector?.stop();
-    await Promise.all(this.#controllers.map((c) => c.stop()));
+    await Promise.all(this.#parts.map((c) => c.stop()));
   }
 
   #setActive(active: boolean): void {
-    for (const c of this.#controllers) c.setActive(active);
+    for (const c of this.#parts) c.setActive(active);
   }
 }

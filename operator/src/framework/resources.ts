@@ -25,6 +25,14 @@ export const CLUSTER_NODES: Resource = {
   namespaced: false,
 };
 
+export const DAEMON_SETS: Resource = {
+  group: "apps",
+  version: "v1",
+  plural: "daemonsets",
+  kind: "DaemonSet",
+  namespaced: true,
+};
+
 export const LEASES: Resource = {
   group: "coordination.k8s.io",
   version: "v1",

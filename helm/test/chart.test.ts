@@ -1,0 +1,161 @@
+// The Helm chart, with the real helm: it lints, its schema refuses bad values,
+// its RBAC names every resource and verb, and it installs on a real
+// kube-apiserver with CRDs, operator Deployment, RBAC and both networks.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { parseAllDocuments } from "yaml";
+import {
+  type ControlPlane,
+  controlPlaneBinaries,
+  startControlPlane,
+} from "../../e2e/control-plane/control-plane.ts";
+
+const run = promisify(execFile);
+const CHART = join(import.meta.dirname, "..", "mosaic");
+const NAMESPACE = "mosaic-system";
+
+async function helm(bin: string, args: string[], kubeconfig?: string) {
+  const env = {
+    ...process.env,
+    HELM_CACHE_HOME: "/tmp/mosaic-helm/cache",
+    HELM_CONFIG_HOME: "/tmp/mosaic-helm/config",
+    HELM_DATA_HOME: "/tmp/mosaic-helm/data",
+  };
+  const withConfig = kubeconfig === undefined ? args : [...args, `--kubeconfig=${kubeconfig}`];
+  return run(join(bin, "helm"), withConfig, { env, maxBuffer: 16 * 1024 * 1024 });
+}
+
+const BAD_VALUES: { why: string; set: string; says: RegExp }[] = [
+  { why: "zero operator replicas", set: "operator.replicas=0", says: /replicas.*minimum/ },
+  { why: "an unknown CNI type", set: "networks.channelA.type=bridge", says: /channelA\/type/ },
+  { why: "a range that is not a CIDR", set: "networks.channelB.range=everywhere", says: /channelB\/range/ },
+  { why: "heartbeat timing out of range", set: "heartbeat.channelDownMs=5", says: /channelDownMs.*minimum/ },
+  { why: "a relative host path", set: "agent.hostPaths.data=var/lib/mosaic", says: /hostPaths\/data/ },
+  { why: "a port out of range", set: "agent.port=70000", says: /port.*maximum/ },
+  { why: "a misspelt value", set: "heartbeat.intervalMS=10", says: /additional properties 'intervalMS'/ },
+];
+
+describe("the Helm chart", () => {
+  let bin: string;
+
+  before(async () => {
+    bin = await controlPlaneBinaries();
+  });
+
+  test("lints clean", async () => {
+    const { stdout } = await helm(bin, ["lint", CHART]);
+    assert.match(stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  });
+
+  test(`values.schema.json refuses ${BAD_VALUES.length} bad values, each by name`, async () => {
+    const failures: string[] = [];
+    for (const { why, set, says } of BAD_VALUES) {
+      try {
+        await helm(bin, ["template", "t", CHART, "--kube-version=1.36.3", "--set", set]);
+        failures.push(`${why}: accepted`);
+      } catch (error) {
+        const stderr = String((error as { stderr?: string }).stderr);
+        if (!says.test(stderr)) failures.push(`${why}: refused, but said ${stderr.trim()}`);
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  test("RBAC names every group, resource and verb: no wildcards", async () => {
+    const { stdout } = await helm(bin, ["template", "t", CHART, "--kube-version=1.36.3", "-n", NAMESPACE]);
+    const roles = parseAllDocuments(stdout)
+      .map((d) => d.toJSON() as { kind?: string; rules?: Record<string, string[]>[] } | null)
+      .filter((o) => o?.kind === "Role" || o?.kind === "ClusterRole");
+    assert.ok(roles.length >= 4);
+    for (const role of roles) {
+      for (const rule of role?.rules ?? []) {
+        for (const field of ["apiGroups", "resources", "verbs"]) {
+          assert.ok(!rule[field]?.includes("*"), `${JSON.stringify(rule)} has a wildcard in ${field}`);
+        }
+      }
+    }
+  });
+
+  describe("installed on a real kube-apiserver", () => {
+    let cp: ControlPlane;
+
+    before(async () => {
+      cp = await startControlPlane();
+      await cp.kubectl(["apply", "-f", join(import.meta.dirname, "../../e2e/control-plane/multus-crd.yaml")]);
+      await cp.kubectl([
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/network-attachment-definitions.k8s.cni.cncf.io",
+      ]);
+    });
+
+    after(async () => {
+      await cp?.stop();
+    });
+
+    test("helm install creates the CRDs, the operator, its RBAC and both networks", async () => {
+      const { stdout } = await helm(
+        bin,
+        ["install", "mosaic", CHART, "-n", NAMESPACE, "--create-namespace", "--wait=false"],
+        cp.kubeconfig,
+      );
+      assert.match(stdout, /STATUS: deployed/);
+      assert.match(stdout, /kubectl get cn/, "NOTES.txt says what to do next");
+      await cp.kubectl([
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/stripedvolumes.mosaic.dev",
+        "crd/clusternodes.mosaic.dev",
+      ]);
+
+      const deployment = JSON.parse(
+        (await cp.kubectl(["get", "deploy", "-n", NAMESPACE, "mosaic-operator", "-o", "json"])).stdout,
+      );
+      assert.equal(deployment.spec.replicas, 2);
+      const env = Object.fromEntries(
+        deployment.spec.template.spec.containers[0].env.map((e: { name: string; value?: string }) => [
+          e.name,
+          e.value,
+        ]),
+      );
+      assert.equal(env.MOSAIC_NETWORK_A, `${NAMESPACE}/mosaic-a`);
+      assert.equal(env.MOSAIC_CHANNEL_DOWN_MS, "300");
+
+      const nads = JSON.parse(
+        (await cp.kubectl(["get", "net-attach-def", "-n", NAMESPACE, "-o", "json"])).stdout,
+      );
+      const configs = Object.fromEntries(
+        nads.items.map((n: { metadata: { name: string }; spec: { config: string } }) => [
+          n.metadata.name,
+          JSON.parse(n.spec.config),
+        ]),
+      );
+      assert.equal(configs["mosaic-a"].type, "macvlan");
+      assert.equal(configs["mosaic-a"].master, "eth1");
+      assert.equal(configs["mosaic-b"].ipam.range, "198.18.1.0/24");
+
+      const as = `--as=system:serviceaccount:${NAMESPACE}:mosaic-operator`;
+      const can = async (...args: string[]) =>
+        (await cp.kubectl(["auth", "can-i", as, ...args], { allowFailure: true })).stdout.trim();
+      assert.equal(await can("patch", "stripedvolumes.mosaic.dev", "--subresource=status"), "yes");
+      assert.equal(await can("create", "daemonsets.apps", "-n", NAMESPACE), "yes");
+      assert.equal(await can("create", "daemonsets.apps", "-n", "default"), "no");
+      assert.equal(await can("delete", "nodes"), "no");
+      assert.equal(await can("get", "secrets", "-n", NAMESPACE), "no");
+      const agent = `--as=system:serviceaccount:${NAMESPACE}:mosaic-agent`;
+      assert.equal(
+        (
+          await cp.kubectl(["auth", "can-i", agent, "delete", "stripedvolumes.mosaic.dev"], {
+            allowFailure: true,
+          })
+        ).stdout.trim(),
+        "no",
+      );
+    });
+  });
+});

@@ -1,0 +1,64 @@
+// The operator's settings, read from its environment (the Helm chart's values
+// arrive this way). Every problem is reported at once, by variable name.
+import type { AgentDaemonSetSettings } from "./agent-daemonset.ts";
+
+export interface OperatorSettings {
+  agent: AgentDaemonSetSettings;
+}
+
+export function settingsFromEnv(env: Record<string, string | undefined>): OperatorSettings {
+  const problems: string[] = [];
+  const text = (name: string, fallback?: string): string => {
+    const value = env[name] ?? fallback;
+    if (value === undefined || value === "") problems.push(`${name} is required`);
+    return value ?? "";
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max)
+      problems.push(`${name}=${raw} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+  const json = <T>(name: string): T | undefined => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return undefined;
+    try {
+      return JSON.parse(raw) as T;
+    } catch {
+      problems.push(`${name} must be JSON`);
+      return undefined;
+    }
+  };
+  const nodeSelector = json<Record<string, string>>("MOSAIC_AGENT_NODE_SELECTOR");
+  const tolerations = json<AgentDaemonSetSettings["tolerations"]>("MOSAIC_AGENT_TOLERATIONS");
+  const resources = json<AgentDaemonSetSettings["resources"]>("MOSAIC_AGENT_RESOURCES");
+  const agent: AgentDaemonSetSettings = {
+    namespace: text("MOSAIC_NAMESPACE"),
+    name: text("MOSAIC_AGENT_NAME", "mosaic-agent"),
+    image: text("MOSAIC_AGENT_IMAGE"),
+    serviceAccountName: text("MOSAIC_AGENT_SERVICE_ACCOUNT", "mosaic-agent"),
+    networks: { channelA: text("MOSAIC_NETWORK_A"), channelB: text("MOSAIC_NETWORK_B") },
+    hostPaths: {
+      data: text("MOSAIC_DATA_HOST_PATH", "/var/lib/mosaic"),
+      ipc: text("MOSAIC_IPC_HOST_PATH", "/run/mosaic"),
+    },
+    port: integer("MOSAIC_AGENT_PORT", 7400, 1, 65535),
+    heartbeat: {
+      intervalMs: integer("MOSAIC_HEARTBEAT_INTERVAL_MS", 50, 5, 10_000),
+      channelDownMs: integer("MOSAIC_CHANNEL_DOWN_MS", 300, 20, 60_000),
+      outGraceMs: integer("MOSAIC_OUT_GRACE_MS", 300_000, 1_000, 86_400_000),
+    },
+    ...(nodeSelector === undefined ? {} : { nodeSelector }),
+    ...(tolerations === undefined ? {} : { tolerations }),
+    ...(resources === undefined ? {} : { resources }),
+  };
+  if (agent.networks.channelA !== "" && agent.networks.channelA === agent.networks.channelB) {
+    problems.push(
+      "MOSAIC_NETWORK_A and MOSAIC_NETWORK_B must differ: one network for both channels makes a NIC failure a node failure",
+    );
+  }
+  if (problems.length > 0) throw new Error(`operator settings: ${problems.join("; ")}`);
+  return { agent };
+}
