@@ -31,6 +31,8 @@ export interface ControlPlane {
   bin: string;
   /** Runs the real kubectl against this control plane. */
   kubectl(args: string[], options?: { input?: string; allowFailure?: boolean }): Promise<KubectlResult>;
+  /** Applies CRD files with kubectl and waits until the API server serves each kind. */
+  installCrds(files: string[]): Promise<void>;
   /** Stops kube-apiserver and starts it again on the same port and etcd: every watch breaks. */
   restartApiServer(): Promise<void>;
   stop(): Promise<void>;
@@ -123,7 +125,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       processes[index] = launch(dir, "kube-apiserver", join(bin, "kube-apiserver"), apiServerArgs);
       await waitReady(server, files.token, processes);
     };
-    return { server, kubeconfig, dir, bin, kubectl, restartApiServer, stop };
+    const installCrds = async (crdFiles: string[]) => {
+      const applied = await kubectl(["apply", "-o", "name", ...crdFiles.flatMap((f) => ["-f", f])]);
+      const names = applied.stdout.split("\n").filter((line) => line !== "");
+      await kubectl(["wait", "--for=condition=Established", "--timeout=60s", ...names]);
+    };
+    return { server, kubeconfig, dir, bin, kubectl, installCrds, restartApiServer, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -84,13 +84,7 @@ describe("the Helm chart", () => {
 
     before(async () => {
       cp = await startControlPlane();
-      await cp.kubectl(["apply", "-f", join(import.meta.dirname, "../../e2e/control-plane/multus-crd.yaml")]);
-      await cp.kubectl([
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/network-attachment-definitions.k8s.cni.cncf.io",
-      ]);
+      await cp.installCrds([join(import.meta.dirname, "../../e2e/control-plane/multus-crd.yaml")]);
     });
 
     after(async () => {

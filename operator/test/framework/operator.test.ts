@@ -56,13 +56,7 @@ describe("operator framework on a real kube-apiserver", () => {
 
   before(async () => {
     cp = await startControlPlane();
-    await cp.kubectl(["apply", "-f", join(CRDS, "stripedvolumes.yaml")]);
-    await cp.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=60s",
-      "crd/stripedvolumes.mosaic.dev",
-    ]);
+    await cp.installCrds([join(CRDS, "stripedvolumes.yaml")]);
   });
 
   after(async () => {
