@@ -1,14 +1,23 @@
 // Judges every detector against the World on every tick (after TigerBeetle's
 // state checker). The bounds follow from the network model: a path that is up
 // delivers at least one heartbeat in every gapMs, because random loss never
-// exceeds k in a row and delay never exceeds delayMsMax.
+// exceeds k in a row and delay never exceeds delayMsMax. A path is up when the
+// World lets packets through and the sender's ring has it send to the
+// observer (rings follow the agreed map, and differ while maps do).
 import type { ChannelState } from "../src/membership/channel-detector.ts";
 import type { DetectorConfig } from "../src/membership/config.ts";
 import type { Channel } from "../src/membership/heartbeat.ts";
 import { CHANNELS } from "../src/membership/heartbeat.ts";
-import type { MemberCore } from "../src/membership/member-core.ts";
-import type { HealthEvent } from "../src/membership/peer-health.ts";
+import type { HealthEvent, PeerView } from "../src/membership/peer-health.ts";
 import type { World } from "./world.ts";
+
+/** What the checker reads of a node: MemberCore and MembershipCore both fit. */
+export interface DetectorCore {
+  watched(): string[];
+  sendsTo(): string[];
+  view(peer: string): PeerView | undefined;
+  watchedSinceMs(peer: string): number | undefined;
+}
 
 interface PathRecord {
   up: boolean;
@@ -16,6 +25,10 @@ interface PathRecord {
   sinceMs: number;
   /** The last instant the path was down (nowMs while it is). */
   lastDownMs: number;
+  /** The last observe() that saw the observer watch this peer: a gap means it was watched again, afresh. */
+  seenMs: number;
+  /** When the observer's current watch of the peer began: a later one is afresh too. */
+  watchedSinceMs: number;
   /** When the observer's detector put this channel in returning. */
   returningSinceMs: number;
 }
@@ -48,6 +61,7 @@ export class Checker {
   readonly #config: DetectorConfig;
   readonly #world: World;
   readonly #paths = new Map<string, PathRecord>();
+  #lastObserveMs = Number.NEGATIVE_INFINITY;
   readonly violations: string[] = [];
   /** Time from a path going down to its observer declaring the channel (or node) down. */
   readonly channelDetectMs: number[] = [];
@@ -69,18 +83,24 @@ export class Checker {
   }
 
   /** Brings the ground truth up to nowMs; call after applying the faults of nowMs. */
-  observe(nowMs: number, cores: ReadonlyMap<string, MemberCore>): void {
+  observe(nowMs: number, cores: ReadonlyMap<string, DetectorCore>): void {
+    const previousMs = this.#lastObserveMs;
+    this.#lastObserveMs = nowMs;
     for (const [observer, core] of cores) {
       for (const peer of core.watched()) {
+        const sends = cores.get(peer)?.sendsTo().includes(observer) ?? false;
+        const watchedSinceMs = core.watchedSinceMs(peer) ?? nowMs;
         for (const channel of CHANNELS) {
-          const up = this.#world.pathUp(peer, observer, channel);
+          const up = sends && this.#world.pathUp(peer, observer, channel);
           const key = `${observer}|${peer}|${channel}`;
           const r = this.#paths.get(key);
-          if (r === undefined) {
+          if (r === undefined || r.seenMs !== previousMs || r.watchedSinceMs !== watchedSinceMs) {
             const lastDownMs = up ? Number.NEGATIVE_INFINITY : nowMs;
-            this.#paths.set(key, { up, sinceMs: nowMs, lastDownMs, returningSinceMs: Number.NaN });
+            const fresh = { up, sinceMs: nowMs, lastDownMs, returningSinceMs: Number.NaN };
+            this.#paths.set(key, { ...fresh, seenMs: nowMs, watchedSinceMs });
             continue;
           }
+          r.seenMs = nowMs;
           if (r.up !== up) {
             r.up = up;
             r.sinceMs = nowMs;
@@ -91,12 +111,13 @@ export class Checker {
     }
   }
 
-  onEvents(observer: string, events: readonly HealthEvent[]): void {
-    for (const e of events) {
+  onEvents(observer: string, events: readonly { kind: string }[]): void {
+    for (const e of events as HealthEvent[]) {
       if (e.kind === "channel") this.#onChannelEvent(observer, e.peer, e.channel, e.from, e.to, e.atMs);
       if (e.kind === "peer" && e.to !== "up") {
         const a = this.#path(observer, e.peer, "A");
         const b = this.#path(observer, e.peer, "B");
+        if (a === undefined || b === undefined) continue;
         if (a.lastDownMs < e.atMs - this.bounds.gapMs || b.lastDownMs < e.atMs - this.bounds.gapMs)
           this.#fail(
             e.atMs,
@@ -108,13 +129,15 @@ export class Checker {
   }
 
   /** State invariants of every observer at nowMs; call after the cores' ticks. */
-  check(nowMs: number, cores: ReadonlyMap<string, MemberCore>): void {
+  check(nowMs: number, cores: ReadonlyMap<string, DetectorCore>): void {
     for (const [observer, core] of cores) {
       for (const peer of core.watched()) {
         const v = core.view(peer);
         if (v === undefined) throw new Error(`${observer} lost its view of ${peer}`);
         const a = this.#path(observer, peer, "A");
         const b = this.#path(observer, peer, "B");
+        // Watched afresh since this tick's observe(): judged from the next tick on.
+        if (a === undefined || b === undefined || a.watchedSinceMs !== core.watchedSinceMs(peer)) continue;
         const at = `${observer} → ${peer}`;
         for (const channel of CHANNELS)
           this.#checkChannel(nowMs, at, channel, v.channels[channel], channel === "A" ? a : b);
@@ -171,6 +194,7 @@ export class Checker {
     atMs: number,
   ): void {
     const r = this.#path(observer, peer, channel);
+    if (r === undefined) return;
     if (to === "down") {
       if (r.lastDownMs < atMs - this.bounds.gapMs)
         this.#fail(
@@ -187,10 +211,10 @@ export class Checker {
       );
   }
 
-  #path(observer: string, peer: string, channel: Channel): PathRecord {
+  /** The path's record; undefined when the observer began watching the peer after this tick's observe(). */
+  #path(observer: string, peer: string, channel: Channel): PathRecord | undefined {
     const r = this.#paths.get(`${observer}|${peer}|${channel}`);
-    if (r === undefined) throw new Error(`checker: no record of ${observer}|${peer}|${channel}`);
-    return r;
+    return r?.seenMs === this.#lastObserveMs ? r : undefined;
   }
 
   #fail(nowMs: number, what: string): void {

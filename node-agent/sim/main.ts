@@ -17,11 +17,20 @@ function uint32(text: string | undefined, fallback: number): number {
 
 if (values.seed !== undefined) {
   const r = runSeed(uint32(values.seed, 0));
-  const { nodes, config, network, faults } = r.scenario;
-  console.log(JSON.stringify({ nodes: nodes.length, config, network, faults }, null, 1));
+  const { nodes, config, agreement, network, faults } = r.scenario;
+  console.log(JSON.stringify({ nodes: nodes.length, config, agreement, network, faults }, null, 1));
   console.log(
-    JSON.stringify({ network: r.network, heartbeatsPerNodePerSecond: r.heartbeatsPerNodePerSecond }),
+    JSON.stringify({
+      network: r.network,
+      heartbeatsPerNodePerSecond: r.heartbeatsPerNodePerSecond,
+      mapsPerNodePerSecond: r.mapsPerNodePerSecond,
+      proposals: r.proposals,
+      endMs: r.endMs,
+    }),
   );
+  // Crashes in a settled cluster: crash → first map with it down, → every live node's map, → out.
+  for (const c of r.crashes) console.log(`crash ${JSON.stringify(c)}`);
+  for (const ms of r.convergeMs) console.log(`maps converged ${ms} ms after the faults healed`);
   for (const v of r.violations) console.log(`violation: ${v}`);
   console.log(r.violations.length === 0 ? `seed=${r.seed} ok` : reproduceLine(r.seed));
   process.exitCode = r.violations.length === 0 ? 0 : 1;

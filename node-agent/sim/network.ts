@@ -2,6 +2,8 @@
 // is delayed, maybe lost, maybe duplicated; faults in the World drop
 // everything on the paths they cut. Random loss on a path never exceeds
 // maxLossStreak in a row: the model the detector is configured to tolerate.
+// Heartbeats and maps keep separate streaks, so a map that gets through does
+// not let more heartbeats in a row be lost than the model allows.
 import type { Channel } from "../src/membership/heartbeat.ts";
 import type { Prng } from "./prng.ts";
 import type { World } from "./world.ts";
@@ -54,20 +56,21 @@ export class Network {
     this.#world = world;
   }
 
-  send(from: string, to: string, channel: Channel, bytes: Buffer, nowMs: number): void {
+  send(from: string, to: string, channel: Channel, bytes: Buffer, nowMs: number, lane = ""): void {
     this.stats.sent++;
     if (!this.#world.pathUp(from, to, channel)) {
       this.stats.cut++;
       return;
     }
     const path = `${from}>${to}/${channel}`;
-    const streak = this.#lossStreak.get(path) ?? 0;
+    const streakKey = `${path}${lane}`;
+    const streak = this.#lossStreak.get(streakKey) ?? 0;
     if (streak < this.#options.maxLossStreak && this.#prng.chance(this.#options.lossProbability)) {
-      this.#lossStreak.set(path, streak + 1);
+      this.#lossStreak.set(streakKey, streak + 1);
       this.stats.lost++;
       return;
     }
-    this.#lossStreak.set(path, 0);
+    this.#lossStreak.set(streakKey, 0);
     this.#enqueue(path, from, to, channel, bytes, nowMs);
     if (this.#prng.chance(this.#options.duplicateProbability)) {
       this.stats.duplicated++;

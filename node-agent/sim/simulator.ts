@@ -1,12 +1,17 @@
-// Runs N nodes' MemberCores — the production code — on a simulated clock and
-// network. One seed fixes the scenario (size, k, network, faults) and every
-// random choice, so a failing seed replays exactly.
-import type { DetectorConfig } from "../src/membership/config.ts";
-import { defaultDetectorConfig } from "../src/membership/config.ts";
-import { MemberCore } from "../src/membership/member-core.ts";
+// Runs N nodes' MembershipCores — the production code: detection and map
+// agreement — on a simulated clock and network. One seed fixes the scenario
+// (size, k, grace, network, faults) and every random choice, so a failing
+// seed replays exactly. A run lasts until every fault has healed and the maps
+// have had time to converge.
+import type { ClusterMap } from "../src/core/cluster-map.ts";
+import type { AgreementConfig, DetectorConfig } from "../src/membership/config.ts";
+import { defaultAgreementConfig, defaultDetectorConfig } from "../src/membership/config.ts";
+import { MembershipCore } from "../src/membership/membership-core.ts";
 import { Checker } from "./checker.ts";
 import type { Fault } from "./faults.ts";
 import { applyFault, randomFaults } from "./faults.ts";
+import type { CrashFigure } from "./map-checker.ts";
+import { MapChecker } from "./map-checker.ts";
 import type { NetworkOptions, NetworkStats } from "./network.ts";
 import { Network } from "./network.ts";
 import { Prng } from "./prng.ts";
@@ -16,7 +21,9 @@ export interface Scenario {
   seed: number;
   nodes: string[];
   config: DetectorConfig;
+  agreement: AgreementConfig;
   network: NetworkOptions;
+  /** Faults start before this; the run goes on until they have healed and maps could converge. */
   durationMs: number;
   faults: Fault[];
 }
@@ -26,16 +33,37 @@ export interface SimResult {
   scenario: Scenario;
   violations: string[];
   network: NetworkStats;
-  /** Heartbeat datagrams sent per live node per simulated second. */
+  /** Heartbeat datagrams (and off-ring probes) sent per live node per simulated second. */
   heartbeatsPerNodePerSecond: number;
+  /** Map datagrams (proposals and repairs) sent per live node per simulated second. */
+  mapsPerNodePerSecond: number;
   channelDetectMs: number[];
   nodeDetectMs: number[];
+  /** Crashes in a settled cluster: how long until a map marks them down, everywhere, and out. */
+  crashes: CrashFigure[];
+  /** From the last fault healing to every live node holding one map. */
+  convergeMs: number[];
+  /** Map epochs proposed in the run (by any node). */
+  proposals: number;
   rejected: number;
+  endMs: number;
 }
 
 export function nodeNames(count: number): string[] {
   const width = String(count - 1).length;
   return Array.from({ length: count }, (_, i) => `n${String(i).padStart(width, "0")}`);
+}
+
+/** The operator's map every node starts (and restarts) from. */
+export function baseMap(nodes: readonly string[]): ClusterMap {
+  return {
+    epoch: 1,
+    nodes: nodes.map((id, i) => ({
+      id,
+      addresses: [`198.18.${i >> 8}.${i & 255}:7100`, `198.19.${i >> 8}.${i & 255}:7100`],
+      state: "up",
+    })),
+  };
 }
 
 /** The scenario a seed stands for: cluster size, k, network behaviour and fault schedule. */
@@ -62,7 +90,9 @@ export function scenarioOf(seed: number): Scenario {
     tickMs: config.tickMs,
     lengthMsMax: 2_500,
   });
-  return { seed, nodes, config, network, durationMs, faults };
+  // Short graces, so that crashes and partitions of up to 2.5 s also end with nodes out.
+  const agreement = defaultAgreementConfig(prng.pick([1_000, 1_500, 2_000]));
+  return { seed, nodes, config, agreement, network, durationMs, faults };
 }
 
 export function reproduceLine(seed: number): string {
@@ -76,57 +106,92 @@ export function runScenario(scenario: Scenario): SimResult {
   const world = new World();
   const network = new Network(scenario.network, prng, world);
   const checker = new Checker(config, scenario.network.delayMsMax, world);
+  const maps = new MapChecker(
+    scenario.nodes,
+    config,
+    scenario.agreement,
+    scenario.network.delayMsMax,
+    checker.bounds,
+    world,
+  );
+  const base = baseMap(scenario.nodes);
   const incarnations = new Map<string, number>();
-  const cores = new Map<string, MemberCore>();
+  const cores = new Map<string, MembershipCore>();
   const start = (node: string, nowMs: number) => {
     const incarnation = (incarnations.get(node) ?? 0) + 1;
     incarnations.set(node, incarnation);
     checker.forgetObserver(node);
-    cores.set(
-      node,
-      new MemberCore({ self: node, incarnation, members: scenario.nodes, epoch: 1, config, nowMs }),
-    );
+    maps.forget(node);
+    const agreement = scenario.agreement;
+    cores.set(node, new MembershipCore({ self: node, incarnation, map: base, config, agreement, nowMs }));
   };
   for (const node of scenario.nodes) start(node, 0);
+  const lastFaultMs = scenario.faults.reduce((m, f) => Math.max(m, f.atMs), 0);
+  const endMs = Math.max(scenario.durationMs, lastFaultMs) + maps.bounds.convergeMs + 500;
   let nextFault = 0;
   let rejected = 0;
   let liveNodeMs = 0;
   let heartbeats = 0;
-  for (let nowMs = 0; nowMs <= scenario.durationMs && !checker.failed; nowMs += config.tickMs) {
+  let mapDatagrams = 0;
+  let proposals = 0;
+  const failed = () => checker.failed || maps.failed;
+  let nowMs = 0;
+  for (; nowMs <= endMs && !failed(); nowMs += config.tickMs) {
     for (; nextFault < scenario.faults.length; nextFault++) {
       const fault = scenario.faults[nextFault] as Fault;
       if (fault.atMs > nowMs) break;
       applyFault(world, fault);
+      maps.onFault();
       if (fault.kind === "crash" && cores.has(fault.node)) {
-        rejected += (cores.get(fault.node) as MemberCore).rejected;
+        rejected += (cores.get(fault.node) as MembershipCore).rejected;
+        maps.onCrash(fault.node, nowMs, cores);
         cores.delete(fault.node);
       }
-      if (fault.kind === "restart" && !cores.has(fault.node)) start(fault.node, nowMs);
+      if (fault.kind === "restart" && !cores.has(fault.node)) {
+        maps.onRestart(fault.node);
+        start(fault.node, nowMs);
+      }
     }
     checker.observe(nowMs, cores);
+    maps.observe(nowMs);
     for (const p of network.deliver(nowMs)) {
       const core = cores.get(p.to);
-      if (core !== undefined) checker.onEvents(p.to, core.onDatagram(p.bytes, p.channel, nowMs));
+      if (core === undefined) continue;
+      const events = core.onDatagram(p.bytes, p.channel, nowMs);
+      checker.onEvents(p.to, events);
+      maps.onEvents(p.to, events);
     }
     for (const [node, core] of cores) {
       const { datagrams, events } = core.tick(nowMs);
       checker.onEvents(node, events);
-      heartbeats += datagrams.length;
-      for (const d of datagrams) network.send(node, d.to, d.channel, d.bytes, nowMs);
+      maps.onEvents(node, events);
+      for (const e of events) if (e.kind === "map" && e.how === "proposed") proposals++;
+      for (const d of datagrams) {
+        if (d.kind === "map") mapDatagrams++;
+        else heartbeats++;
+        network.send(node, d.to, d.channel, d.bytes, nowMs, d.kind === "map" ? "/map" : "");
+      }
     }
     checker.check(nowMs, cores);
+    maps.check(nowMs, cores);
     liveNodeMs += cores.size * config.tickMs;
   }
+  if (!failed()) maps.finish(nowMs - config.tickMs, cores);
   for (const core of cores.values()) rejected += core.rejected;
   return {
     seed: scenario.seed,
     scenario,
-    violations: checker.violations,
+    violations: [...checker.violations, ...maps.violations],
     network: network.stats,
     heartbeatsPerNodePerSecond: (heartbeats * 1_000) / liveNodeMs,
+    mapsPerNodePerSecond: (mapDatagrams * 1_000) / liveNodeMs,
     channelDetectMs: checker.channelDetectMs,
     nodeDetectMs: checker.nodeDetectMs,
+    crashes: maps.crashes,
+    convergeMs: maps.convergeMs,
+    proposals,
     rejected,
+    endMs: nowMs - config.tickMs,
   };
 }
 
@@ -134,9 +199,13 @@ export function runSeed(seed: number): SimResult {
   return runScenario(scenarioOf(seed));
 }
 
-/** The scale run: n nodes, light loss; at 1 s one node loses NIC A and another crashes, for good. */
+/**
+ * The scale run: n nodes, light loss; at 1 s one node loses NIC A (until 3 s)
+ * and another crashes for good; with a 1 s grace it is out about 2 s later.
+ */
 export function scaleScenario(count: number, seed: number): Scenario {
   const config = defaultDetectorConfig(1);
+  const agreement = defaultAgreementConfig(1_000);
   const nodes = nodeNames(count);
   const prng = new Prng(seed);
   const nicNode = prng.pick(nodes);
@@ -152,6 +221,7 @@ export function scaleScenario(count: number, seed: number): Scenario {
   const faults: Fault[] = [
     { atMs: 1_000, kind: "nic", node: nicNode, channel: "A", up: false },
     { atMs: 1_000, kind: "crash", node: crashNode },
+    { atMs: 3_000, kind: "nic", node: nicNode, channel: "A", up: true },
   ];
-  return { seed, nodes, config, network, durationMs: 2_500, faults };
+  return { seed, nodes, config, agreement, network, durationMs: 3_500, faults };
 }

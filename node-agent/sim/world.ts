@@ -38,6 +38,45 @@ export class World {
     return this.#island === null || this.#island.has(a) === this.#island.has(b);
   }
 
+  /**
+   * Whether some live node other than `node` can reach it on neither channel
+   * (or it is dead): the only excuse for a map to mark it down. One NIC down
+   * with the other up is never such an excuse.
+   */
+  lostBySomeone(node: string, nodes: readonly string[]): boolean {
+    if (!this.alive(node)) return true;
+    const other = (n: string) => n !== node && this.alive(n);
+    if (this.#island !== null && nodes.some((n) => other(n) && !this.together(n, node))) return true;
+    const a = this.nicUp(node, "A");
+    const b = this.nicUp(node, "B");
+    if (!a && !b) return nodes.some(other);
+    // Only nodes with a NIC down can fail to reach a node that has one up.
+    for (const key of this.#nicDown) {
+      const n = key.slice(0, key.lastIndexOf("/"));
+      if (other(n) && (!a || !this.nicUp(n, "A")) && (!b || !this.nicUp(n, "B"))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Every live node but `except` reaches every other on some channel: no
+   * partition, nobody with both NICs down, and NICs down on one channel only.
+   */
+  connected(except: string): boolean {
+    if (this.#island !== null) return false;
+    const channels = new Set<string>();
+    for (const key of this.#nicDown) {
+      const at = key.lastIndexOf("/");
+      if (key.slice(0, at) !== except) channels.add(key.slice(at + 1));
+    }
+    return channels.size < 2;
+  }
+
+  /** No NIC down, no partition (crashed nodes may stay crashed). */
+  linksHealed(): boolean {
+    return this.#nicDown.size === 0 && this.#island === null;
+  }
+
   /** Whether a packet sent now from → to on channel could arrive. */
   pathUp(from: string, to: string, channel: Channel): boolean {
     return (

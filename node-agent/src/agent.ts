@@ -7,12 +7,13 @@ import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
 import type { DataContext } from "./data/context.ts";
 import { FileService } from "./data/file-service.ts";
 import { PieceIO } from "./data/pieces.ts";
+import { Rebuilder } from "./data/rebuild.ts";
 import { Scrubber } from "./data/scrubber.ts";
 import { MosaicError } from "./errors.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import { IpcServer } from "./ipc/ipc-server.ts";
 import type { Logger } from "./log.ts";
-import { defaultDetectorConfig } from "./membership/config.ts";
+import { defaultAgreementConfig, defaultDetectorConfig } from "./membership/config.ts";
 import { filesServiceHandlers } from "./rpc/files-server.ts";
 import { PeerClients } from "./rpc/peer-client.ts";
 import { peerServiceHandlers } from "./rpc/peer-server.ts";
@@ -31,12 +32,23 @@ export interface AgentConfig {
   stripesInFlight?: number;
   /** UDP port of the heartbeats on both channels; default: each channel's gRPC port number. */
   heartbeatPort?: number;
+  /** How long a node stays down in the agreed map before it is out and its pieces are rebuilt elsewhere (default 30 s). */
+  outGraceMs?: number;
   /** Directory of the request FIFO applications on this node write to (/run/mosaic in Kubernetes); none: no IPC. */
   ipcDir?: string;
   /** Bytes per second the scrubber reads to verify (and repair) this node's pieces; 0 turns it off. Default 16 MiB/s. */
   scrubRateBytesPerSecond?: number;
   /** Pause between scrub cycles (default 60 s). */
   scrubPauseMs?: number;
+  /**
+   * Bytes per second of pieces the rebuild writes here (pieces placement moved
+   * to this node); Infinity: unpaced. 0 turns the rebuild off: pieces of a
+   * departed node then stay missing (reads degraded) until it returns — for
+   * tests and emergencies only. Default 64 MiB/s.
+   */
+  rebuildRateBytesPerSecond?: number;
+  /** Pause between rebuild passes when nothing is left to do (default 60 s); map changes start one at once. */
+  rebuildIntervalMs?: number;
   log: Logger;
 }
 
@@ -53,11 +65,14 @@ export class Agent {
   readonly store: ChunkStore;
   /** Verifies every piece here at a bounded rate and rebuilds bad ones from their stripes; undefined when off. */
   readonly scrubber: Scrubber | undefined;
+  /** Makes this node's pieces match the current placement (rebuilds, drops moved ones); undefined when off. */
+  readonly rebuild: Rebuilder | undefined;
   readonly #server: grpc.Server;
   readonly #peers: PeerClients;
   readonly #log: Logger;
   readonly #state: AgentState;
   readonly #heartbeatPort: number | undefined;
+  readonly #outGraceMs: number | undefined;
   readonly #ipc: IpcServer | undefined;
   /** Heartbeats run while this node is in the map; their view picks each peer's channel. */
   #heartbeats: UdpHeartbeats | undefined;
@@ -73,8 +88,10 @@ export class Agent {
     state: AgentState;
     log: Logger;
     heartbeatPort: number | undefined;
+    outGraceMs: number | undefined;
     ipc: IpcServer | undefined;
     scrubber: Scrubber | undefined;
+    rebuild: Rebuilder | undefined;
   }) {
     this.nodeId = parts.nodeId;
     this.addresses = parts.addresses;
@@ -85,15 +102,20 @@ export class Agent {
     this.#state = parts.state;
     this.#log = parts.log;
     this.#heartbeatPort = parts.heartbeatPort;
+    this.#outGraceMs = parts.outGraceMs;
     this.#ipc = parts.ipc;
     this.scrubber = parts.scrubber;
+    this.rebuild = parts.rebuild;
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
     const log = config.log;
     const state: AgentState = { map: config.map, volumes: volumeMap(config.volumes) };
     const store = await ChunkStore.open(config.dataDir, { capacityBytes: config.capacityBytes, log });
-    const health: { channelFor: (node: string) => 0 | 1 | undefined } = { channelFor: () => undefined };
+    const health: { channelFor: (node: string) => 0 | 1 | undefined; nodeDown: (node: string) => boolean } = {
+      channelFor: () => undefined,
+      nodeDown: () => false,
+    };
     const peers = new PeerClients({
       map: () => state.map,
       log,
@@ -104,13 +126,24 @@ export class Agent {
       map: () => state.map,
       volume: (name) => state.volumes.get(name),
       volumes: () => [...state.volumes.values()],
-      pieces: new PieceIO(config.nodeId, store, peers, log),
+      pieces: new PieceIO(config.nodeId, store, peers, log, (key) => rebuild?.want(key)),
       log,
       stripesInFlight: config.stripesInFlight ?? 4,
+      nodeDown: (node) => health.nodeDown(node),
     };
-    const files = new FileService(ctx, store, peers);
+    const files = new FileService(ctx, store, peers, { rebuildProgress: () => rebuild?.progress() });
+    const rebuild = rebuilderOf(config, ctx, store, files);
     const server = new grpc.Server(serverOptions());
-    server.addService(PEER_SERVICE, peerServiceHandlers({ store, volume: ctx.volume, files, log }));
+    server.addService(
+      PEER_SERVICE,
+      peerServiceHandlers({
+        store,
+        volume: ctx.volume,
+        files,
+        log,
+        onMissingPiece: (key) => rebuild?.want(key),
+      }),
+    );
     server.addService(FILES_SERVICE, filesServiceHandlers(files, log));
     const addresses = (await Promise.all(config.listen.map((a) => bind(server, a)))) as [string, string];
     if (!raiseServerReceiveWindow(server)) {
@@ -128,12 +161,16 @@ export class Agent {
       state,
       log,
       heartbeatPort: config.heartbeatPort,
+      outGraceMs: config.outGraceMs,
       ipc: config.ipcDir === undefined ? undefined : IpcServer.start({ dir: config.ipcDir, files, log }),
       scrubber: scrubberOf(config, ctx, store),
+      rebuild,
     });
     health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
+    health.nodeDown = (node) => agent.#heartbeats?.view(node)?.state === "down";
     await agent.#syncHeartbeats();
     agent.scrubber?.start();
+    agent.rebuild?.start();
     return agent;
   }
 
@@ -152,14 +189,15 @@ export class Agent {
 
   async #applyHeartbeats(): Promise<void> {
     const { map } = this.#state;
-    const members = map.nodes.filter((n) => n.state !== "out").map((n) => n.id);
-    if (!members.includes(this.nodeId)) {
+    // Listed even as out: our heartbeats carry our map, so a proposers' race that ends with us back reaches us.
+    if (nodeById(map, this.nodeId) === undefined) {
       this.#heartbeats?.close();
       this.#heartbeats = undefined;
       return;
     }
     if (this.#heartbeats !== undefined) {
-      this.#heartbeats.setMembers(members, map.epoch);
+      // An operator map joins the agreement (the newest epoch wins); one the agreement made is already there.
+      this.#heartbeats.adopt(map);
       return;
     }
     const port = this.#heartbeatPort;
@@ -167,15 +205,22 @@ export class Agent {
     this.#heartbeats = await UdpHeartbeats.start({
       self: this.nodeId,
       incarnation: Date.now(),
-      members,
-      epoch: map.epoch,
+      map,
       config: defaultDetectorConfig(1),
+      agreement: defaultAgreementConfig(this.#outGraceMs),
       bind: heartbeatEndpoints(self, port),
       endpointOf: (node, channel) => {
         const entry = nodeById(this.#state.map, node);
         return entry && heartbeatEndpoints(entry, port)[channel === "A" ? 0 : 1];
       },
-      onEvent: (event) => this.#log.info({ event }, "peer health changed"),
+      onEvent: (event) => {
+        if (event.kind !== "map") return this.#log.info({ event }, "peer health changed");
+        // An operator map came from update() itself; only maps the agents agreed on are news here.
+        if (event.how === "outside") return;
+        const { how, proposer, changed } = event;
+        this.#log.info({ epoch: event.map.epoch, how, proposer, changed }, "membership agreed on a map");
+        this.update(event.map);
+      },
     });
   }
 
@@ -190,12 +235,14 @@ export class Agent {
     this.#state.map = map;
     this.#log.info({ epoch: map.epoch, nodes: map.nodes.length }, "cluster map updated");
     void this.#syncHeartbeats();
+    this.rebuild?.nudge(`map epoch ${map.epoch}`);
     return true;
   }
 
   /** Lets calls in flight finish for up to `graceMs`, then cuts the rest. */
   async stop(graceMs = 2_000): Promise<void> {
     await this.scrubber?.stop();
+    await this.rebuild?.stop();
     await this.#ipc?.close();
     const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
     const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
@@ -216,6 +263,20 @@ function scrubberOf(config: AgentConfig, ctx: DataContext, store: ChunkStore): S
   if (rate <= 0) return undefined;
   const pause = config.scrubPauseMs === undefined ? {} : { pauseMs: config.scrubPauseMs };
   return new Scrubber(ctx, store, { rateBytesPerSecond: rate, ...pause });
+}
+
+const REBUILD_RATE_DEFAULT_BYTES_PER_SECOND = 64 * 1024 * 1024;
+
+function rebuilderOf(
+  config: AgentConfig,
+  ctx: DataContext,
+  store: ChunkStore,
+  files: FileService,
+): Rebuilder | undefined {
+  const rate = config.rebuildRateBytesPerSecond ?? REBUILD_RATE_DEFAULT_BYTES_PER_SECOND;
+  if (rate <= 0) return undefined;
+  const interval = config.rebuildIntervalMs === undefined ? {} : { intervalMs: config.rebuildIntervalMs };
+  return new Rebuilder(ctx, store, files, { rateBytesPerSecond: rate, ...interval });
 }
 
 function volumeMap(volumes: VolumeSpec[]): Map<string, VolumeSpec> {

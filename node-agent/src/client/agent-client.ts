@@ -5,6 +5,7 @@ import type { ClusterMap } from "../core/cluster-map.ts";
 import type { FileManifest } from "../core/manifest.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import type { PieceState } from "../data/file-service.ts";
+import type { RebuildProgress } from "../data/rebuild.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import { replyBody, splitHeader, writeAll } from "../rpc/streams.ts";
 import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
@@ -22,6 +23,8 @@ export interface ClusterInfo {
   node: string;
   map: ClusterMap;
   volumes: VolumeSpec[];
+  /** The answering agent's rebuild: bytes left, rate, ETA (absent when its rebuild is off). */
+  rebuild?: RebuildProgress;
 }
 
 export class AgentClient {

@@ -2,6 +2,7 @@
 // state, under an epoch that grows with every change. Placement reads only
 // this, so any agent (or client) holding the same map computes the same
 // locations.
+import { createHash } from "node:crypto";
 
 /** up: serving. down: unreachable for now, keeps its pieces. out: gone; its pieces are placed elsewhere. */
 export type NodeState = "up" | "down" | "out";
@@ -42,4 +43,18 @@ export function withNodeState(map: ClusterMap, id: string, state: Exclude<NodeSt
       return { ...rest, state };
     }),
   };
+}
+
+/**
+ * 16 hex digits naming a map's content (epoch, and every node's id, addresses,
+ * state and outEpoch, in id order): agents compare digests, not whole maps.
+ */
+export function mapDigest(map: ClusterMap): string {
+  const nodes = [...map.nodes]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((n) => [n.id, n.addresses, n.state, n.outEpoch ?? 0]);
+  return createHash("sha256")
+    .update(JSON.stringify([map.epoch, nodes]))
+    .digest("hex")
+    .slice(0, 16);
 }

@@ -22,6 +22,14 @@ export interface FileManifest {
   writer: string;
   /** A tombstone: the file was deleted at this version (so a holder that missed the delete cannot revive it). */
   deleted?: boolean;
+  /**
+   * Nodes the write found unreachable and placed as if they were out, so every
+   * piece still landed at full redundancy. Readers and the rebuild place this
+   * file with these nodes out too (core/file-placement.ts).
+   */
+  writtenAround?: string[];
+  /** Grows when the manifest of the same version is rewritten (writtenAround changed); the highest wins. */
+  revision?: number;
 }
 
 export function encodeManifest(m: FileManifest): Buffer {
@@ -51,16 +59,33 @@ export function validateManifest(value: unknown): FileManifest {
   }
   if (typeof m.redundancy !== "object" || m.redundancy === null) throw bad("redundancy missing");
   if (typeof m.createdAt !== "string" || typeof m.writer !== "string") throw bad("createdAt/writer missing");
+  if (m.writtenAround !== undefined) {
+    const around = m.writtenAround as unknown;
+    if (
+      !Array.isArray(around) ||
+      !around.every((n) => typeof n === "string" && n !== "") ||
+      new Set(around).size !== around.length
+    ) {
+      throw bad("writtenAround must be a list of distinct node ids");
+    }
+  }
+  if (m.revision !== undefined && (!Number.isSafeInteger(m.revision) || m.revision < 0)) {
+    throw bad("revision must be a non-negative integer");
+  }
   return m as FileManifest;
 }
 
-/** The manifest with the highest version: the file as readers see it. */
+/** The manifest with the highest version, then revision: the file as readers see it. */
 export function newestManifest(
   manifests: Iterable<FileManifest | null | undefined>,
 ): FileManifest | undefined {
   let newest: FileManifest | undefined;
   for (const m of manifests) {
-    if (m && (newest === undefined || m.version > newest.version)) newest = m;
+    if (m && (newest === undefined || isNewer(m, newest))) newest = m;
   }
   return newest;
+}
+
+export function isNewer(a: FileManifest, b: FileManifest): boolean {
+  return a.version > b.version || (a.version === b.version && (a.revision ?? 0) > (b.revision ?? 0));
 }

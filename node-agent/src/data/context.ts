@@ -13,6 +13,8 @@ export interface DataContext {
   log: Logger;
   /** Stripes encoded and sent (written) or fetched (read) concurrently per file. */
   stripesInFlight: number;
+  /** Whether heartbeats say `node` is down (both channels silent): writes go around it without trying. */
+  nodeDown?: (node: string) => boolean;
 }
 
 /** What reading a file needs: any party that can fetch pieces can read (an agent, or a client fetching from holders itself). */

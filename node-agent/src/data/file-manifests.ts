@@ -1,6 +1,10 @@
 // Where a file's manifest lives and how the cluster agrees on it: copies on
 // `redundantPieces + 1` nodes (so it survives exactly what the data
 // survives), written to all of them, read from all that answer, newest wins.
+// A write that went around a holder put that copy on its substitute; readers
+// ask the substitutes of holders that do not answer.
+import type { ClusterMap } from "../core/cluster-map.ts";
+import { mapAround, placeFileStripe } from "../core/file-placement.ts";
 import { encodeManifest, type FileManifest, newestManifest } from "../core/manifest.ts";
 import { fileIdOf } from "../core/names.ts";
 import { manifestHolders } from "../core/ownership.ts";
@@ -9,12 +13,21 @@ import { describeRedundancy, type Redundancy } from "../core/volume.ts";
 import { MosaicError } from "../errors.ts";
 import type { DataContext } from "./context.ts";
 import type { PieceIO } from "./pieces.ts";
-import { settleAll } from "./settle.ts";
 
+/** Puts the manifest on every holder its placement names; all must take it. */
 export async function writeManifest(ctx: DataContext, manifest: FileManifest): Promise<void> {
-  const holders = manifestHolders(ctx.map(), manifest.volume, manifest.fileId, manifest.redundancy);
+  const failed = await putManifest(ctx, manifest, placeFileStripe(ctx.map(), manifest, MANIFEST_STRIPE));
+  if (failed.length > 0) throw (failed[0] as { error: Error }).error;
+}
+
+/** Puts the manifest on each of `holders` (slot by slot), in parallel; returns those that failed and why. */
+export async function putManifest(
+  ctx: Pick<DataContext, "pieces">,
+  manifest: FileManifest,
+  holders: readonly string[],
+): Promise<{ node: string; error: Error }[]> {
   const bytes = encodeManifest(manifest);
-  await settleAll(
+  const results = await Promise.allSettled(
     holders.map((node, slot) =>
       ctx.pieces.put(
         node,
@@ -28,6 +41,9 @@ export async function writeManifest(ctx: DataContext, manifest: FileManifest): P
         [bytes],
       ),
     ),
+  );
+  return results.flatMap((r, slot) =>
+    r.status === "rejected" ? [{ node: holders[slot] as string, error: r.reason as Error }] : [],
   );
 }
 
@@ -55,8 +71,24 @@ export async function readManifestById(
   redundancy: Redundancy,
   label = `${volume}/${fileId}`,
 ): Promise<FileManifest | undefined> {
-  const holders = manifestHolders(ctx.map(), volume, fileId, redundancy);
-  const results = await Promise.allSettled(holders.map((node) => ctx.pieces.manifest(node, volume, fileId)));
+  const map = ctx.map();
+  const holders = manifestHolders(map, volume, fileId, redundancy);
+  const ask = (nodes: string[]) =>
+    Promise.allSettled(nodes.map((node) => ctx.pieces.manifest(node, volume, fileId)));
+  const results = await ask(holders);
+  if (results.some((r) => r.status === "rejected")) {
+    // A write that could not reach a holder put its copy where placement goes around it; so did a
+    // write around a holder that answers now but missed it. Ask those substitutes too.
+    const missed = holders.filter((_, i) => {
+      const r = results[i] as PromiseSettledResult<FileManifest | undefined>;
+      return r.status === "rejected" || r.value === undefined;
+    });
+    const substitutes = substitutesOf(map, missed, volume, fileId, redundancy).filter(
+      (node) => !holders.includes(node),
+    );
+    results.push(...(await ask(substitutes)));
+    holders.push(...substitutes);
+  }
   const answered = results.filter((r) => r.status === "fulfilled").map((r) => r.value);
   if (answered.length === 0) {
     const reasons = results.map((r, i) => `${holders[i]}: ${(r as PromiseRejectedResult).reason?.message}`);
@@ -67,4 +99,18 @@ export async function readManifestById(
     );
   }
   return newestManifest(answered);
+}
+
+function substitutesOf(
+  map: ClusterMap,
+  missed: string[],
+  volume: string,
+  fileId: string,
+  redundancy: Redundancy,
+): string[] {
+  try {
+    return manifestHolders(mapAround(map, missed), volume, fileId, redundancy);
+  } catch {
+    return []; // too few nodes left to place around them: nothing more to ask
+  }
 }

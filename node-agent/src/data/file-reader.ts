@@ -4,8 +4,8 @@
 // from parity or read from another replica (a degraded read, logged with the
 // reason). The whole file is never in memory; a stripe at a time is.
 import { crc32c } from "@node-rs/crc32";
+import { placeFileStripe } from "../core/file-placement.ts";
 import type { FileManifest } from "../core/manifest.ts";
-import { placeStripe } from "../core/placement.ts";
 import { pieceLengths, shardBytes, stripeRange } from "../core/stripes.ts";
 import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
@@ -80,12 +80,8 @@ class StripeReader {
   async read(stripe: number): Promise<Buffer[]> {
     const { start, end } = stripeRange(this.#manifest.sizeBytes, this.#layout, stripe);
     const lengths = pieceLengths(end - start, this.#layout);
-    const m = this.#manifest;
-    const nodes = placeStripe(
-      this.#ctx.map(),
-      { volume: m.volume, fileId: m.fileId, stripe },
-      this.#layout.width,
-    );
+    // Placed as the write placed it: around the nodes it could not reach.
+    const nodes = placeFileStripe(this.#ctx.map(), this.#manifest, stripe);
     return this.#layout.kind === "replicas"
       ? this.#readReplica(stripe, nodes)
       : this.#readErasure(stripe, nodes, lengths, end - start);

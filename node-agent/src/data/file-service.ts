@@ -1,13 +1,15 @@
 // The file operations an agent serves — put, get, stat, list, delete — for
 // its own clients and for requests other agents forward to it. Writes of a
-// file are coordinated by its owner (first live manifest holder), so versions
-// of one name are assigned in one place; a write that reaches any other
-// agent is forwarded there (seed 000's forward_request / forward_response).
-import type { FileManifest } from "../core/manifest.ts";
+// file are coordinated by its owner (first live manifest holder that can be
+// reached), so versions of one name are assigned in one place; a write that
+// reaches any other agent is forwarded there (seed 000's forward_request /
+// forward_response).
+import { nodeById } from "../core/cluster-map.ts";
+import { placeFileStripe } from "../core/file-placement.ts";
+import { type FileManifest, isNewer } from "../core/manifest.ts";
 import { fileIdOf } from "../core/names.ts";
-import { fileOwner } from "../core/ownership.ts";
-import { placeStripe } from "../core/placement.ts";
-import { layoutOf, type VolumeSpec } from "../core/volume.ts";
+import { manifestHolders } from "../core/ownership.ts";
+import type { VolumeSpec } from "../core/volume.ts";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import type { FileHandler, FileReply } from "../rpc/file-handler.ts";
 import type { FileRequest } from "../rpc/messages.ts";
@@ -19,8 +21,9 @@ import { KeyedMutex } from "../storage/keyed-mutex.ts";
 import type { DataContext } from "./context.ts";
 import { readManifest, writeManifest } from "./file-manifests.ts";
 import { readFile } from "./file-reader.ts";
-import { writeFile } from "./file-writer.ts";
+import { writeFile, writeManifestAround } from "./file-writer.ts";
 import { readLocalManifest, readLocalManifests } from "./manifests.ts";
+import type { RebuildProgress } from "./rebuild.ts";
 
 export interface PieceState {
   stripe: number;
@@ -30,16 +33,23 @@ export interface PieceState {
   detail?: string;
 }
 
+export interface FileServiceOptions {
+  /** This node's rebuild progress, reported with the cluster map (`mosaic nodes`, the operator). */
+  rebuildProgress?: () => RebuildProgress | undefined;
+}
+
 export class FileService implements FileHandler {
   readonly #ctx: DataContext;
   readonly #store: ChunkStore;
   readonly #peers: PeerClients;
+  readonly #options: FileServiceOptions;
   readonly #writes = new KeyedMutex();
 
-  constructor(ctx: DataContext, store: ChunkStore, peers: PeerClients) {
+  constructor(ctx: DataContext, store: ChunkStore, peers: PeerClients, options: FileServiceOptions = {}) {
     this.#ctx = ctx;
     this.#store = store;
     this.#peers = peers;
+    this.#options = options;
   }
 
   async handle(
@@ -48,8 +58,11 @@ export class FileService implements FileHandler {
     origin: { forwarded: boolean },
   ): Promise<FileReply> {
     switch (request.op) {
-      case "cluster":
-        return { header: { node: this.#ctx.self, map: this.#ctx.map(), volumes: this.#volumes() } };
+      case "cluster": {
+        const rebuild = this.#options.rebuildProgress?.();
+        const info = { node: this.#ctx.self, map: this.#ctx.map(), volumes: this.#volumes() };
+        return { header: rebuild === undefined ? info : { ...info, rebuild } };
+      }
       case "list":
         return { header: { files: await this.list(request.volume, request.prefix) } };
       case "get": {
@@ -96,7 +109,7 @@ export class FileService implements FileHandler {
       if (result.status === "rejected") continue;
       for (const m of result.value) {
         const seen = newest.get(m.fileId);
-        if (seen === undefined || m.version > seen.version) newest.set(m.fileId, m);
+        if (seen === undefined || isNewer(m, seen)) newest.set(m.fileId, m);
       }
     }
     return [...newest.values()]
@@ -129,14 +142,9 @@ export class FileService implements FileHandler {
 
   /** Where every piece of a file is and whether its holder has it at the file's version. */
   async pieceStates(manifest: FileManifest): Promise<PieceState[]> {
-    const layout = layoutOf(manifest);
     const states: PieceState[] = [];
     for (let stripe = 0; stripe < manifest.stripes; stripe++) {
-      const nodes = placeStripe(
-        this.#ctx.map(),
-        { volume: manifest.volume, fileId: manifest.fileId, stripe },
-        layout.width,
-      );
+      const nodes = placeFileStripe(this.#ctx.map(), manifest, stripe);
       const checks = nodes.map(async (node, slot): Promise<PieceState> => {
         const key = {
           volume: manifest.volume,
@@ -166,7 +174,7 @@ export class FileService implements FileHandler {
   ): Promise<FileReply> {
     const spec = this.#spec(request.volume);
     const fileId = fileIdOf(spec.name, request.name);
-    const owner = fileOwner(this.#ctx.map(), spec.name, fileId, spec.redundancy);
+    const owner = origin.forwarded ? this.#ctx.self : await this.#ownerOf(spec, fileId);
     // A forwarded request is served here even if our maps disagree: never forward twice.
     if (owner !== this.#ctx.self && !origin.forwarded) {
       this.#ctx.log.debug(
@@ -194,6 +202,45 @@ export class FileService implements FileHandler {
           : await this.#tombstone(spec, request.name, previous, version);
       this.#collectGarbage(spec.name, fileId, manifest.version);
       return { header: { manifest } };
+    });
+  }
+
+  /**
+   * The node that coordinates writes of a file: its first manifest holder
+   * that is up and can be reached. One that cannot is passed over, as the
+   * write will go around it anyway: a dead owner must not stop writes. With
+   * none reachable, this node coordinates (and the write finds out what it
+   * can place).
+   */
+  async #ownerOf(spec: VolumeSpec, fileId: string): Promise<string> {
+    const map = this.#ctx.map();
+    for (const node of manifestHolders(map, spec.name, fileId, spec.redundancy)) {
+      if (nodeById(map, node)?.state !== "up") continue;
+      if (node === this.#ctx.self) return node;
+      if (this.#ctx.nodeDown?.(node) === true) continue;
+      if (await this.#peers.reachable(node)) return node;
+    }
+    return this.#ctx.self;
+  }
+
+  /**
+   * Rewrites the manifest of `expected`'s version with `change` applied and
+   * its revision bumped (the rebuild clears writtenAround once the pieces are
+   * home), unless the file has changed since: then nothing, and undefined.
+   * Under the file's write lock, so it never races a write of the file here.
+   */
+  async reviseManifest(
+    expected: FileManifest,
+    change: (current: FileManifest) => FileManifest,
+  ): Promise<FileManifest | undefined> {
+    const spec = this.#spec(expected.volume);
+    return this.#writes.run(expected.fileId, async () => {
+      const current = await readManifest(this.#ctx, spec.name, expected.name, spec.redundancy);
+      if (current === undefined || current.version !== expected.version) return undefined;
+      if ((current.revision ?? 0) !== (expected.revision ?? 0)) return undefined;
+      const revised = { ...change(current), revision: (current.revision ?? 0) + 1 };
+      await writeManifest(this.#ctx, revised);
+      return revised;
     });
   }
 
@@ -225,8 +272,9 @@ export class FileService implements FileHandler {
         `no file ${JSON.stringify(name)} in volume ${spec.name}`,
       );
     }
+    const { writtenAround: _placed, revision: _revised, ...file } = previous;
     const tombstone: FileManifest = {
-      ...previous,
+      ...file,
       version,
       sizeBytes: 0,
       stripes: 0,
@@ -235,7 +283,7 @@ export class FileService implements FileHandler {
       writer: this.#ctx.self,
       deleted: true,
     };
-    await writeManifest(this.#ctx, tombstone);
+    await writeManifestAround(this.#ctx, spec, tombstone);
     this.#ctx.log.info({ volume: spec.name, file: name, version }, "file deleted");
     return tombstone;
   }

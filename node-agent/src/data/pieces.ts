@@ -20,11 +20,21 @@ export class PieceIO {
   readonly #peers: PeerClients;
   readonly #log: Logger;
 
-  constructor(self: string, store: ChunkStore, peers: PeerClients, log: Logger) {
+  readonly #onMissing: ((key: PieceKey) => void) | undefined;
+
+  /** `onMissing`: a read found a piece of this node's absent (the rebuild pulls its file first). */
+  constructor(
+    self: string,
+    store: ChunkStore,
+    peers: PeerClients,
+    log: Logger,
+    onMissing?: (key: PieceKey) => void,
+  ) {
     this.self = self;
     this.#store = store;
     this.#peers = peers;
     this.#log = log.child({ component: "pieces" });
+    this.#onMissing = onMissing;
   }
 
   async put(node: string, key: PieceKey, data: Buffer[]): Promise<void> {
@@ -44,9 +54,16 @@ export class PieceIO {
     } catch (error) {
       if (isMosaicError(error, "MOSAIC_ERR_CHUNK_CORRUPT")) {
         this.#log.warn({ piece: pieceName(key), err: error.message }, "corrupt piece found on read");
+      } else if (isMosaicError(error, "MOSAIC_ERR_NO_SUCH_CHUNK")) {
+        this.#onMissing?.(key);
       }
       throw error;
     }
+  }
+
+  /** Whether `node` answers (this node always does); see PeerClients.reachable. */
+  reachable(node: string, patienceMs = 0): Promise<boolean> {
+    return node === this.self ? Promise.resolve(true) : this.#peers.reachable(node, patienceMs);
   }
 
   stat(node: string, key: PieceKey): Promise<ChunkHeader | undefined> {

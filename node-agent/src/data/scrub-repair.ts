@@ -1,11 +1,13 @@
-// Repairing one bad piece this node holds, from the redundancy of its stripe:
+// Repairing one piece this node should hold — a bad one the scrubber found,
+// or one the rebuild finds missing — from the redundancy of its stripe:
 // erasure pieces are rebuilt from k healthy pieces of the stripe, replicas
 // copied from another holder, manifest copies re-written from the newest
-// manifest. Every input is checksum-verified on read (store.get here, the
+// manifest; a piece that still sits whole on another node is copied as is. Every input is checksum-verified on read (store.get here, the
 // peer's store.get remotely), so a piece rebuilt from k of them is trusted:
 // the manifest's whole-file crc cannot check a single piece.
+import { placeFileStripe } from "../core/file-placement.ts";
 import { encodeManifest, type FileManifest } from "../core/manifest.ts";
-import { MANIFEST_STRIPE, placeStripe } from "../core/placement.ts";
+import { MANIFEST_STRIPE } from "../core/placement.ts";
 import { pieceLengths, shardBytes, stripeRange } from "../core/stripes.ts";
 import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
@@ -25,18 +27,28 @@ export type RepairOutcome =
   /** Not the file's current version (stale, deleted, or a write still in progress): garbage, left alone. */
   | { kind: "skipped"; file: string | undefined; reason: string };
 
+export interface RepairOptions {
+  /** The file's current manifest, when the caller has just read it (the rebuild): its holders are not asked again. */
+  manifest?: FileManifest;
+  /** Where the piece belongs; default: where the file's placement puts it. Repaired only if that is this node. */
+  target?: string;
+  /** Nodes that may hold this very piece (its holder under another placement): copied whole before any rebuild. */
+  copyFrom?: readonly string[];
+}
+
 /** Rebuilds `key` from its stripe's other pieces and stores it here, whole or not at all. */
 export async function repairPiece(
   ctx: ScrubContext,
   store: Pick<ChunkStore, "put">,
   key: PieceKey,
+  options: RepairOptions = {},
 ): Promise<RepairOutcome> {
   const spec = ctx.volume(key.volume);
   if (spec === undefined) return unrepairable(undefined, `volume ${key.volume} is not configured here`);
-  let manifest: FileManifest | undefined;
+  let manifest = options.manifest;
   try {
     // This node's copy may be the bad piece: then it is one holder not answering.
-    manifest = await readManifestById(ctx, key.volume, key.fileId, spec.redundancy);
+    manifest ??= await readManifestById(ctx, key.volume, key.fileId, spec.redundancy);
   } catch (error) {
     return unrepairable(undefined, (error as Error).message);
   }
@@ -53,23 +65,60 @@ export async function repairPiece(
   if (key.stripe >= manifest.stripes) return skipped(file, `the file has ${manifest.stripes} stripes`);
 
   const layout = layoutOf(manifest);
-  const nodes = placeStripe(ctx.map(), key, layout.width);
-  if (nodes[key.slot] !== ctx.self) {
-    return skipped(file, `slot ${key.slot} is placed on ${nodes[key.slot]} under the current map`);
+  const nodes = placeFileStripe(ctx.map(), manifest, key.stripe);
+  const target = options.target ?? nodes[key.slot];
+  if (target !== ctx.self) {
+    return skipped(file, `slot ${key.slot} is placed on ${target} under the current map`);
   }
+  const copied = await copyPiece(ctx, key, options.copyFrom ?? []);
   const { start, end } = stripeRange(manifest.sizeBytes, layout, key.stripe);
-  const rebuilt =
-    layout.kind === "replicas"
-      ? await copyReplica(ctx, key, nodes)
-      : await rebuildErasure(ctx, key, nodes, layout, end - start);
+  const rebuilt = copied ?? (await rebuildFromStripe(ctx, key, nodes, layout, end - start));
   if (typeof rebuilt === "string") return unrepairable(file, rebuilt);
   await store.put(key, rebuilt.data);
   return { kind: "repaired", file, how: rebuilt.how };
 }
 
-type Rebuilt = { data: Buffer[]; how: string };
+export type Rebuilt = { data: Buffer[]; how: string };
 
-async function copyReplica(ctx: ScrubContext, key: PieceKey, nodes: string[]): Promise<Rebuilt | string> {
+/** The piece itself from the first of `nodes` that has it whole; undefined if none does. */
+async function copyPiece(
+  ctx: Pick<ScrubContext, "self" | "pieces">,
+  key: PieceKey,
+  nodes: readonly string[],
+): Promise<Rebuilt | undefined> {
+  for (const node of new Set(nodes)) {
+    if (node === ctx.self) continue;
+    try {
+      return { data: await ctx.pieces.get(node, key), how: `copied from ${node}` };
+    } catch {
+      // Not there (or not whole): the stripe rebuilds it.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * `key`'s bytes from the other pieces of its stripe, which sit on `nodes`
+ * (indexed by slot): a replica copied, an erasure piece decoded. A string
+ * says why it could not be done.
+ */
+export function rebuildFromStripe(
+  ctx: Pick<ScrubContext, "pieces">,
+  key: PieceKey,
+  nodes: readonly string[],
+  layout: StripeLayout,
+  stripeBytes: number,
+): Promise<Rebuilt | string> {
+  return layout.kind === "replicas"
+    ? copyReplica(ctx, key, nodes)
+    : rebuildErasure(ctx, key, nodes, layout, stripeBytes);
+}
+
+async function copyReplica(
+  ctx: Pick<ScrubContext, "pieces">,
+  key: PieceKey,
+  nodes: readonly string[],
+): Promise<Rebuilt | string> {
   const failures: string[] = [];
   for (let slot = 0; slot < nodes.length; slot++) {
     if (slot === key.slot) continue;
@@ -87,9 +136,9 @@ async function copyReplica(ctx: ScrubContext, key: PieceKey, nodes: string[]): P
 }
 
 async function rebuildErasure(
-  ctx: ScrubContext,
+  ctx: Pick<ScrubContext, "pieces">,
   key: PieceKey,
-  nodes: string[],
+  nodes: readonly string[],
   layout: StripeLayout,
   stripeBytes: number,
 ): Promise<Rebuilt | string> {

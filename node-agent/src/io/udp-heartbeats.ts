@@ -1,6 +1,7 @@
-// The UDP driver of a MemberCore. Two datagram sockets, one per channel, each
-// bound to this node's address on that channel, so a heartbeat leaves and
-// arrives through that NIC only: a dead NIC silences exactly its channel.
+// The UDP driver of a MembershipCore (failure detection and map agreement).
+// Two datagram sockets, one per channel, each bound to this node's address on
+// that channel, so a heartbeat (or map) leaves and arrives through that NIC
+// only: a dead NIC silences exactly its channel.
 // One timer sleeps until the core's next deadline (a heartbeat to send, or a
 // state that can time out), never on a fixed poll. Socket callbacks only
 // stamp and queue what arrived; the core takes the queue, each datagram at
@@ -12,32 +13,39 @@ import type { Socket } from "node:dgram";
 import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { performance } from "node:perf_hooks";
-import type { NodeEntry } from "../core/cluster-map.ts";
+import type { ClusterMap, NodeEntry } from "../core/cluster-map.ts";
 import { MosaicError } from "../errors.ts";
 import type { Channel } from "../membership/heartbeat.ts";
-import { CHANNELS, HEARTBEAT_BYTES_MAX } from "../membership/heartbeat.ts";
-import type { MemberCoreOptions } from "../membership/member-core.ts";
-import { MemberCore } from "../membership/member-core.ts";
-import type { HealthEvent, PeerView } from "../membership/peer-health.ts";
+import { CHANNELS } from "../membership/heartbeat.ts";
+import { DATAGRAM_BYTES_MAX } from "../membership/map-message.ts";
+import type { MembershipCoreOptions, MembershipEvent } from "../membership/membership-core.ts";
+import { MembershipCore } from "../membership/membership-core.ts";
+import type { PeerView } from "../membership/peer-health.ts";
 
 export interface Endpoint {
   host: string;
   port: number;
 }
 
-export interface UdpHeartbeatsOptions extends Omit<MemberCoreOptions, "nowMs"> {
+export interface UdpHeartbeatsOptions extends Omit<MembershipCoreOptions, "nowMs"> {
   /** Where this node listens on channel A and channel B. Port 0 takes a free port (see endpoints()). */
   bind: [Endpoint, Endpoint];
   /** Where `node` listens on `channel`; undefined (not known yet): that heartbeat is skipped and counted. */
   endpointOf: (node: string, channel: Channel) => Endpoint | undefined;
-  /** Health transitions, called outside socket callbacks; a listener that throws is a bug and crashes. */
-  onEvent?: (event: HealthEvent) => void;
+  /**
+   * Health transitions and newly agreed maps (kind "map"), called outside
+   * socket callbacks; a listener that throws is a bug and crashes.
+   */
+  onEvent?: (event: MembershipEvent) => void;
   /** Monotonic milliseconds; the core must never see time go backwards, so not Date.now(). */
   clock?: () => number;
 }
 
 export interface UdpHeartbeatStats {
+  /** Datagrams sent: heartbeats and maps. */
   sent: number;
+  /** Of those, map datagrams (proposals and repairs); none while all agents hold one map. */
+  mapsSent: number;
   /** sendto failed: typically ENETUNREACH while the channel's NIC is down. */
   sendErrors: number;
   /** Not sent: the peer's endpoint is unknown or our socket for that channel is closed. */
@@ -88,9 +96,10 @@ interface Arrival {
 }
 
 export class UdpHeartbeats {
-  readonly core: MemberCore;
+  readonly core: MembershipCore;
   readonly stats: UdpHeartbeatStats = {
     sent: 0,
+    mapsSent: 0,
     sendErrors: 0,
     skipped: 0,
     received: 0,
@@ -101,7 +110,7 @@ export class UdpHeartbeats {
   readonly #sockets: [Socket | undefined, Socket | undefined];
   readonly #endpoints: [Endpoint, Endpoint];
   readonly #endpointOf: UdpHeartbeatsOptions["endpointOf"];
-  readonly #onEvent: ((event: HealthEvent) => void) | undefined;
+  readonly #onEvent: ((event: MembershipEvent) => void) | undefined;
   readonly #clock: () => number;
   #inbox: Arrival[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -114,7 +123,7 @@ export class UdpHeartbeats {
     this.#endpoints = [endpointOfSocket(sockets[0]), endpointOfSocket(sockets[1])];
     this.#endpointOf = options.endpointOf;
     this.#onEvent = options.onEvent;
-    this.core = new MemberCore({ ...options, nowMs: clock() });
+    this.core = new MembershipCore({ ...options, nowMs: clock() });
     for (const channel of CHANNELS) {
       const socket = sockets[INDEX[channel]];
       socket.on("message", (bytes) => this.#arrived(bytes, channel));
@@ -144,11 +153,21 @@ export class UdpHeartbeats {
     return [{ ...this.#endpoints[0] }, { ...this.#endpoints[1] }];
   }
 
-  /** A new member list at a new epoch; the timer is re-armed for the new peers' deadlines. */
-  setMembers(members: readonly string[], epoch: number): void {
+  /** The map agreed so far (the operator's, or a newer one the agents agreed on). */
+  map(): ClusterMap {
+    return this.core.map;
+  }
+
+  /**
+   * An operator map (Agent.update): adopted above the current epoch (see
+   * Agreement.adoptOutside), then detection follows its ring; the timer is
+   * re-armed for it.
+   */
+  adopt(map: ClusterMap): void {
     // Arrivals stamped before now go first: the core's clock must never go back.
     const events = this.#drainInbox();
-    this.core.setMembers(members, epoch, this.#clock());
+    const adopted = this.core.adopt(map, this.#clock());
+    if (adopted !== undefined) events.push(adopted);
     this.#arm();
     this.#emit(events);
   }
@@ -186,7 +205,7 @@ export class UdpHeartbeats {
   #arrived(bytes: Buffer, channel: Channel): void {
     // Only stamp and queue here: the core sees it in #onTimer, in our own turn of the loop.
     this.stats.received++;
-    if (bytes.length > HEARTBEAT_BYTES_MAX || this.#inbox.length >= INBOX_MAX) {
+    if (bytes.length > DATAGRAM_BYTES_MAX || this.#inbox.length >= INBOX_MAX) {
       this.stats.dropped++;
       return;
     }
@@ -194,10 +213,10 @@ export class UdpHeartbeats {
   }
 
   /** Hands queued arrivals to the core in arrival order; stamps are ≥ the core's last call (one thread). */
-  #drainInbox(): HealthEvent[] {
+  #drainInbox(): MembershipEvent[] {
     const batch = this.#inbox;
     this.#inbox = [];
-    const events: HealthEvent[] = [];
+    const events: MembershipEvent[] = [];
     for (const a of batch) events.push(...this.core.onDatagram(a.bytes, a.channel, a.atMs));
     return events;
   }
@@ -210,7 +229,10 @@ export class UdpHeartbeats {
     const events = this.#drainInbox();
     const tick = this.core.tick(this.#clock());
     events.push(...tick.events);
-    for (const d of tick.datagrams) this.#send(d.to, d.channel, d.bytes);
+    for (const d of tick.datagrams) {
+      if (d.kind === "map") this.stats.mapsSent++;
+      this.#send(d.to, d.channel, d.bytes);
+    }
     this.#arm();
     this.#emit(events);
   }
@@ -240,7 +262,7 @@ export class UdpHeartbeats {
     this.#timer = setTimeout(() => this.#onTimer(), delayMs);
   }
 
-  #emit(events: HealthEvent[]): void {
+  #emit(events: MembershipEvent[]): void {
     if (this.#onEvent === undefined) return;
     for (const e of events) this.#onEvent(e);
   }

@@ -69,6 +69,7 @@ export function nextOnHeartbeat(state: ChannelState): ChannelState {
 export class ChannelDetector {
   readonly #config: DetectorConfig;
   readonly #tracks = new Map<string, Record<Channel, Track>>();
+  readonly #watchedSinceMs = new Map<string, number>();
   #nowMs = Number.NEGATIVE_INFINITY;
 
   constructor(config: DetectorConfig) {
@@ -79,11 +80,16 @@ export class ChannelDetector {
   watch(peers: readonly string[], nowMs: number): void {
     this.#advance(nowMs);
     const wanted = new Set(peers);
-    for (const peer of this.#tracks.keys()) if (!wanted.has(peer)) this.#tracks.delete(peer);
+    for (const peer of this.#tracks.keys())
+      if (!wanted.has(peer)) {
+        this.#tracks.delete(peer);
+        this.#watchedSinceMs.delete(peer);
+      }
     for (const peer of wanted) {
       if (this.#tracks.has(peer)) continue;
       const fresh = (): Track => ({ state: "up", lastHeardMs: nowMs, sinceMs: nowMs });
       this.#tracks.set(peer, { A: fresh(), B: fresh() });
+      this.#watchedSinceMs.set(peer, nowMs);
     }
   }
 
@@ -132,6 +138,11 @@ export class ChannelDetector {
 
   lastHeardMs(peer: string, channel: Channel): number | undefined {
     return this.#tracks.get(peer)?.[channel].lastHeardMs;
+  }
+
+  /** When this detector began watching `peer` (afresh, after any gap). */
+  watchedSinceMs(peer: string): number | undefined {
+    return this.#watchedSinceMs.get(peer);
   }
 
   #move(peer: string, channel: Channel, track: Track, to: ChannelState, nowMs: number): ChannelEvent {

@@ -5,8 +5,8 @@
 import { MosaicError } from "../errors.ts";
 import type { DetectorConfig } from "./config.ts";
 import { validateDetectorConfig } from "./config.ts";
-import type { Channel, Heartbeat } from "./heartbeat.ts";
-import { CHANNELS, decodeHeartbeat, encodeHeartbeat } from "./heartbeat.ts";
+import type { Channel, Heartbeat, Suspicion } from "./heartbeat.ts";
+import { CHANNELS, decodeHeartbeat, encodeHeartbeat, NO_DIGEST, SUSPECTS_MAX } from "./heartbeat.ts";
 import type { HealthEvent, PeerView } from "./peer-health.ts";
 import { PeerHealth } from "./peer-health.ts";
 import { predecessors, ringOrder, successors } from "./ring.ts";
@@ -15,6 +15,11 @@ export interface Datagram {
   to: string;
   channel: Channel;
   bytes: Buffer;
+  /**
+   * Heartbeats (and the sparse off-ring probes) are the steady cost; maps are
+   * sent only while agents hold different ones.
+   */
+  kind: "heartbeat" | "probe" | "map";
 }
 
 export interface MemberCoreOptions {
@@ -25,6 +30,12 @@ export interface MemberCoreOptions {
   epoch: number;
   config: DetectorConfig;
   nowMs: number;
+  /** Digest of the map at `epoch` (agreement); NO_DIGEST when no agreement runs. */
+  digest?: string;
+  /** Epoch of the operator map that map grew from (agreement); 0 when no agreement runs. */
+  baseEpoch?: number;
+  /** Whether this node's suspicion of `peer` is fresh (see Suspicion); default: always. */
+  suspicionFresh?: (peer: string) => boolean;
 }
 
 export interface TickResult {
@@ -38,7 +49,10 @@ export class MemberCore {
   readonly #config: DetectorConfig;
   readonly #health: PeerHealth;
   #sendTo: string[] = [];
+  readonly #suspicionFresh: (peer: string) => boolean;
   #epoch = 0;
+  #digest = NO_DIGEST;
+  #baseEpoch = 0;
   #sequence = 0;
   #nextSendMs: number;
   /** Datagrams refused as garbage, misrouted or from the wrong channel: counted, never thrown. */
@@ -50,31 +64,67 @@ export class MemberCore {
     this.#config = validateDetectorConfig(options.config);
     this.#health = new PeerHealth(this.#config);
     this.#nextSendMs = options.nowMs;
-    this.setMembers(options.members, options.epoch, options.nowMs);
+    this.#suspicionFresh = options.suspicionFresh ?? (() => true);
+    this.setMembers(options.members, options.epoch, options.nowMs, options.digest, options.baseEpoch);
   }
 
   /** A new member list (a new cluster-map epoch): the ring is recomputed, kept peers keep their state. */
-  setMembers(members: readonly string[], epoch: number, nowMs: number): void {
+  setMembers(
+    members: readonly string[],
+    epoch: number,
+    nowMs: number,
+    digest = NO_DIGEST,
+    baseEpoch = 0,
+  ): void {
     const ring = ringOrder(members);
     if (!ring.includes(this.self))
       throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `member core: ${this.self} is not in the member list`);
     this.#epoch = epoch;
+    this.#digest = digest;
+    this.#baseEpoch = baseEpoch;
     this.#sendTo = successors(ring, this.self, this.#config.toleratedLosses);
     this.#health.watch(predecessors(ring, this.self, this.#config.toleratedLosses), nowMs);
   }
 
   tick(nowMs: number): TickResult {
+    const datagrams = this.tickSend(nowMs);
+    return { datagrams, events: this.tickHealth(nowMs) };
+  }
+
+  /** The heartbeats due at nowMs (half of tick(): agreement runs between the halves). */
+  tickSend(nowMs: number): Datagram[] {
     const datagrams: Datagram[] = [];
     if (nowMs >= this.#nextSendMs) {
       this.#sequence++;
+      const suspects = this.suspects();
       for (const to of this.#sendTo)
         for (const channel of CHANNELS)
-          datagrams.push({ to, channel, bytes: encodeHeartbeat(this.#heartbeat(channel)) });
+          datagrams.push({
+            to,
+            channel,
+            bytes: encodeHeartbeat(this.#heartbeat(channel, suspects)),
+            kind: "heartbeat",
+          });
       // After a stall, send once and resume the cadence: never a burst of catch-up heartbeats.
       const nextMs = this.#nextSendMs + this.#config.heartbeatIntervalMs;
       this.#nextSendMs = nextMs > nowMs ? nextMs : nowMs + this.#config.heartbeatIntervalMs;
     }
-    return { datagrams, events: this.#health.tick(nowMs) };
+    return datagrams;
+  }
+
+  /** The health transitions due at nowMs (the other half of tick()). */
+  tickHealth(nowMs: number): HealthEvent[] {
+    return this.#health.tick(nowMs);
+  }
+
+  /** Watched peers seen down on both channels: the suspicions every heartbeat carries. */
+  suspects(): Suspicion[] {
+    const out: Suspicion[] = [];
+    for (const peer of this.#health.peers()) {
+      if (out.length === SUSPECTS_MAX) break;
+      if (this.#health.view(peer)?.state === "down") out.push({ peer, fresh: this.#suspicionFresh(peer) });
+    }
+    return out;
   }
 
   /** A datagram that arrived on `channel`. Garbage is counted and dropped: it must cost nothing else. */
@@ -86,6 +136,11 @@ export class MemberCore {
       this.rejected++;
       return [];
     }
+    return this.onHeartbeat(h, channel, nowMs);
+  }
+
+  /** A decoded heartbeat that arrived on `channel`; one that cannot be right is counted and dropped. */
+  onHeartbeat(h: Heartbeat, channel: Channel, nowMs: number): HealthEvent[] {
     // A heartbeat claiming the other channel means crossed wiring: trusting it would hide a dead NIC.
     if (h.channel !== channel || h.sender === this.self) {
       this.rejected++;
@@ -108,6 +163,11 @@ export class MemberCore {
     return this.#health.lastHeardMs(peer, channel);
   }
 
+  /** When watching `peer` began (afresh, after any gap): a fresh watch owes nothing to earlier silence. */
+  watchedSinceMs(peer: string): number | undefined {
+    return this.#health.watchedSinceMs(peer);
+  }
+
   view(peer: string): PeerView | undefined {
     return this.#health.view(peer);
   }
@@ -120,13 +180,21 @@ export class MemberCore {
     return [...this.#sendTo];
   }
 
-  #heartbeat(channel: Channel): Heartbeat {
+  /** The heartbeat this node last sent on `channel` (for an off-ring probe). */
+  lastHeartbeat(channel: Channel): Heartbeat {
+    return this.#heartbeat(channel, this.suspects());
+  }
+
+  #heartbeat(channel: Channel, suspects: Suspicion[]): Heartbeat {
     return {
       sender: this.self,
       channel,
       incarnation: this.#incarnation,
       sequence: this.#sequence,
       epoch: this.#epoch,
+      baseEpoch: this.#baseEpoch,
+      digest: this.#digest,
+      suspects,
     };
   }
 }

@@ -127,6 +127,11 @@ export class PeerHealth {
     return this.#channels.lastHeardMs(peer, channel);
   }
 
+  /** When watching `peer` began (afresh, after any gap). */
+  watchedSinceMs(peer: string): number | undefined {
+    return this.#channels.watchedSinceMs(peer);
+  }
+
   view(peer: string): PeerView | undefined {
     const v = this.#views.get(peer);
     if (v === undefined) return undefined;

@@ -207,14 +207,47 @@ export class PeerClients {
    */
   async #channelFor(node: string): Promise<0 | 1> {
     if (this.#options.channelFor?.(node) === 1) return 1;
-    const channel = this.#client(node, 0).client.getChannel();
+    return (await this.#ready(node, 0)) ? 0 : 1;
+  }
+
+  /**
+   * Whether `node` can be reached on either channel: a connection that is
+   * ready, or becomes ready within CONNECT_WAIT_MS. A ready channel A costs
+   * one synchronous check. Writes ask it before choosing a coordinator.
+   *
+   * With `patienceMs`, a channel that failed is given until then to connect
+   * again: a peer that refused us while starting is retried only after a
+   * backoff (≤ grpc.max_reconnect_backoff_ms), and a write must not give up on
+   * a node that is merely new.
+   */
+  async reachable(node: string, patienceMs = 0): Promise<boolean> {
+    if (nodeById(this.#options.map(), node) === undefined) return false;
+    if (patienceMs <= 0) return (await this.#ready(node, 0)) || (await this.#ready(node, 1));
+    const a = this.#readyWithin(node, 0, patienceMs);
+    const b = this.#readyWithin(node, 1, patienceMs);
+    return (await a) || (await b);
+  }
+
+  async #readyWithin(node: string, which: 0 | 1, ms: number): Promise<boolean> {
+    const channel = this.#client(node, which).client.getChannel();
+    const deadline = Date.now() + ms;
+    let state = channel.getConnectivityState(true);
+    while (state !== grpc.connectivityState.READY && Date.now() < deadline) {
+      await new Promise<void>((resolve) => channel.watchConnectivityState(state, deadline, () => resolve()));
+      state = channel.getConnectivityState(true);
+    }
+    return state === grpc.connectivityState.READY;
+  }
+
+  async #ready(node: string, which: 0 | 1): Promise<boolean> {
+    const channel = this.#client(node, which).client.getChannel();
     let state = channel.getConnectivityState(true);
     const deadline = Date.now() + CONNECT_WAIT_MS;
     for (let waits = 0; waits < 8 && !settled(state) && Date.now() < deadline; waits++) {
       await new Promise<void>((resolve) => channel.watchConnectivityState(state, deadline, () => resolve()));
       state = channel.getConnectivityState(false);
     }
-    return state === grpc.connectivityState.READY ? 0 : 1;
+    return state === grpc.connectivityState.READY;
   }
 
   /** Runs `call` on the channel #channelFor picks, and once more on the other if that cannot reach the peer. */

@@ -7,7 +7,7 @@ import { crc32c } from "@node-rs/crc32";
 import { decodeManifest } from "../core/manifest.ts";
 import { MANIFEST_STRIPE } from "../core/placement.ts";
 import type { VolumeSpec } from "../core/volume.ts";
-import { MosaicError } from "../errors.ts";
+import { isMosaicError, MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
@@ -28,6 +28,8 @@ export interface PeerServiceDeps {
   volume: (name: string) => VolumeSpec | undefined;
   files: FileHandler;
   log: Logger;
+  /** A peer asked for a piece this node does not have: the rebuild pulls that file's pieces first. */
+  onMissingPiece?: (key: PieceKey) => void;
 }
 
 type Callback = grpc.sendUnaryData<Buffer>;
@@ -96,7 +98,10 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
       (async () => {
         const { key } = decodeJson(call.request, "GetPiece request", validateKeyRequest);
         checkKey(key);
-        const { header, data } = await deps.store.get(key);
+        const { header, data } = await deps.store.get(key).catch((error: unknown) => {
+          if (isMosaicError(error, "MOSAIC_ERR_NO_SUCH_CHUNK")) deps.onMissingPiece?.(key);
+          throw error;
+        });
         call.write(encodeJson({ dataLengthBytes: header.dataLengthBytes, crc32c: header.crc32c }));
         await writeAll(call, [data]);
         call.end();

@@ -247,6 +247,39 @@ export class ChunkStore {
       .map(({ stripe, slot }) => ({ volume, fileId, version, stripe, slot }));
   }
 
+  /**
+   * Removes one piece (the rebuild drops a piece placement has moved to
+   * another node, once that node holds it); empty directories go with it.
+   * Returns the bytes freed, 0 if the piece was not here.
+   */
+  async deletePiece(key: PieceKey): Promise<number> {
+    const k = validatePieceKey(key);
+    const path = this.#layout.chunkPath(k);
+    const versionDir = dirname(path);
+    return this.#fileLocks.run(fileLockKey(k), async () => {
+      const bytes = await sizeIfExists(path);
+      try {
+        await rm(path);
+      } catch (error) {
+        if (isErrno(error, "ENOENT")) return 0;
+        throw error;
+      }
+      this.#usedBytes -= bytes;
+      const fileDir = this.#layout.fileDir(k.volume, k.fileId);
+      // Pruned so that an emptied version is not listed as one this node holds.
+      const removed = (dir: string) =>
+        rmdir(dir).then(
+          () => true,
+          () => false, // not empty
+        );
+      let changed = versionDir;
+      if (await removed(versionDir)) changed = (await removed(fileDir)) ? dirname(fileDir) : fileDir;
+      await syncDir(changed);
+      this.#log.debug({ ...k, freedBytes: bytes }, "deleted chunk");
+      return bytes;
+    });
+  }
+
   /** Removes the versions the predicate picks; returns the bytes freed. */
   async deleteVersions(
     volume: string,

@@ -3,12 +3,14 @@ import { describe, test } from "node:test";
 import type { ChannelState } from "../../src/membership/channel-detector.ts";
 import { defaultDetectorConfig } from "../../src/membership/config.ts";
 import type { Channel } from "../../src/membership/heartbeat.ts";
-import { encodeHeartbeat } from "../../src/membership/heartbeat.ts";
+import { encodeHeartbeat, NO_DIGEST } from "../../src/membership/heartbeat.ts";
 import { MemberCore } from "../../src/membership/member-core.ts";
 import type { HealthEvent } from "../../src/membership/peer-health.ts";
 import { activeChannel, PeerHealth } from "../../src/membership/peer-health.ts";
 
 const config = defaultDetectorConfig(1);
+/** The map fields of a heartbeat, which peer health ignores. */
+const map = { epoch: 1, baseEpoch: 1, digest: NO_DIGEST, suspects: [] };
 const STATES: ChannelState[] = ["up", "suspect", "returning", "down"];
 
 /** Drives a PeerHealth watching `peers`; `silent(peer, channel, t)` drops chosen heartbeats. */
@@ -23,7 +25,7 @@ function drive(peers: string[], untilMs: number, silent: (peer: string, c: Chann
       for (const sender of peers)
         for (const channel of ["A", "B"] as const)
           if (!silent(sender, channel, t))
-            events.push(...health.onHeartbeat({ sender, channel, incarnation: 1, sequence, epoch: 1 }, t));
+            events.push(...health.onHeartbeat({ sender, channel, incarnation: 1, sequence, ...map }, t));
     }
     events.push(...health.tick(t));
   }
@@ -76,7 +78,7 @@ describe("peer health", () => {
       channel: "A" as const,
       incarnation,
       sequence,
-      epoch: 1,
+      ...map,
     });
     health.onHeartbeat(hb(2, 10), 0);
     health.tick(300); // A down (B too): silent since 0
@@ -120,7 +122,7 @@ describe("member core", () => {
     a.onDatagram(Buffer.from("garbage"), "A", 10);
     a.onDatagram((fromE[0] as { bytes: Buffer }).bytes, "B", 10); // sent on A, arrived on B
     a.onDatagram(
-      encodeHeartbeat({ sender: "a", channel: "A", incarnation: 1, sequence: 9, epoch: 4 }),
+      encodeHeartbeat({ sender: "a", channel: "A", incarnation: 1, sequence: 9, ...map, epoch: 4 }),
       "A",
       10,
     );

@@ -1,5 +1,6 @@
 // The scale run: 10, 100 and 1,000 simulated nodes. Heartbeats per node per
-// second must not grow with n (the ring), and detection must stay in budget.
+// second must not grow with n (the ring), detection must stay in budget, and
+// the crashed node must reach every node's map down, then out after the grace.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { reproduceLine, runScenario, scaleScenario } from "../../sim/simulator.ts";
@@ -9,19 +10,28 @@ test("scale run: 10, 100, 1000 nodes", (t) => {
   const rates: number[] = [];
   for (const n of [10, 100, 1_000]) {
     const started = performance.now();
-    const r = runScenario(scaleScenario(n, 42));
+    const scenario = scaleScenario(n, 42);
+    const r = runScenario(scenario);
     assert.deepEqual(r.violations, [], reproduceLine(42));
     const channelMs = Math.max(...r.channelDetectMs);
     const nodeMs = Math.max(...r.nodeDetectMs);
+    const [crash] = r.crashes;
+    assert.ok(crash !== undefined && crash.outAfterDownMs !== undefined, "the crash went down and out");
     t.diagnostic(
       `n=${n} heartbeats/node/s=${r.heartbeatsPerNodePerSecond.toFixed(1)} ` +
+        `maps/node/s=${r.mapsPerNodePerSecond.toFixed(2)} ` +
         `nic_detect_ms(max)=${channelMs} node_detect_ms(max)=${nodeMs} ` +
-        `observers=${r.channelDetectMs.length}/${r.nodeDetectMs.length} wall_ms=${Math.round(performance.now() - started)}`,
+        `map_down_ms=${crash.downMs} everywhere_ms=${crash.everywhereMs} ` +
+        `out_after_down_ms=${crash.outAfterDownMs} (grace ${scenario.agreement.outGraceMs}) ` +
+        `proposals=${r.proposals} observers=${r.channelDetectMs.length}/${r.nodeDetectMs.length} ` +
+        `wall_ms=${Math.round(performance.now() - started)}`,
     );
     // k = 1: two observers of the crashed node, and the NIC loss is seen from both sides.
     assert.equal(r.nodeDetectMs.length, 2);
     assert.ok(r.channelDetectMs.length >= 4);
     assert.ok(channelMs <= CHANNEL_DOWN_BUDGET_MS && nodeMs <= NODE_DOWN_BUDGET_MS);
+    // One proposal marks it down, one marks it out: the NIC failure never changes the map.
+    assert.equal(r.proposals, 2);
     rates.push(r.heartbeatsPerNodePerSecond);
   }
   const [first] = rates as [number];

@@ -13,7 +13,7 @@ import {
   NODE_DOWN_BUDGET_MS,
 } from "../../src/membership/config.ts";
 import type { Channel } from "../../src/membership/heartbeat.ts";
-import type { HealthEvent } from "../../src/membership/peer-health.ts";
+import type { MembershipEvent } from "../../src/membership/membership-core.ts";
 import { HeartbeatProcess } from "../helpers/netns.ts";
 
 const NODES = ["n0", "n1", "n2"];
@@ -21,7 +21,7 @@ const config = defaultDetectorConfig(1);
 
 interface Seen {
   node: string;
-  event: HealthEvent;
+  event: MembershipEvent;
 }
 
 /** Every event of every driver, and waiters for the first one matching. */
@@ -29,7 +29,7 @@ class Events {
   readonly all: Seen[] = [];
   readonly #waiters: { match: (s: Seen) => boolean; resolve: (s: Seen) => void }[] = [];
 
-  push(node: string, event: HealthEvent): void {
+  push(node: string, event: MembershipEvent): void {
     const seen = { node, event };
     this.all.push(seen);
     for (const w of this.#waiters.splice(0)) {
@@ -61,8 +61,11 @@ async function startCluster(events: Events): Promise<Map<string, UdpHeartbeats>>
     const driver = await UdpHeartbeats.start({
       self,
       incarnation: Date.now(),
-      members: NODES,
-      epoch: 1,
+      // Agreement needs a map; the addresses in it are not used (endpointOf finds peers).
+      map: {
+        epoch: 1,
+        nodes: NODES.map((id) => ({ id, addresses: ["127.0.0.1:0", "127.0.0.2:0"], state: "up" as const })),
+      },
       config,
       bind: [
         { host: "127.0.0.1", port: 0 },
@@ -153,6 +156,7 @@ describe("UDP heartbeats on loopback", () => {
       !events.all.some((s) => s.event.kind === "peer" && s.event.peer === "n2"),
       "a NIC failure must never touch the node's membership state",
     );
+    assert.ok(!events.all.some((s) => s.event.kind === "map"), "nor the cluster map");
 
     cut.close();
     for (const node of observers) {
@@ -168,6 +172,19 @@ describe("UDP heartbeats on loopback", () => {
       assert.ok(silentMs <= NODE_DOWN_BUDGET_MS, `${node}: ${silentMs} ms > ${NODE_DOWN_BUDGET_MS} ms`);
       assert.equal(drivers.get(node)?.channelFor("n2"), undefined);
     }
+    // Both watchers confirm (3 nodes, k = 1: quorum 2), so both hold one map with n2 down.
+    for (const node of observers)
+      await events.until(
+        (s) =>
+          s.node === node &&
+          s.event.kind === "map" &&
+          s.event.map.nodes.some((n) => n.id === "n2" && n.state === "down"),
+        1_000,
+        `${node}: a map with n2 down`,
+      );
+    const [m0, m1] = observers.map((node) => (drivers.get(node) as UdpHeartbeats).map());
+    assert.deepEqual(m0, m1);
+    assert.equal(m0?.epoch, 2);
     for (const node of observers) {
       const d = drivers.get(node) as UdpHeartbeats;
       assert.equal(d.stats.dropped, 0);

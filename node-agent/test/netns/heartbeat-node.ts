@@ -1,21 +1,24 @@
-// Test fixture: one node's heartbeats as a process — MemberCore on the UDP
-// driver, nothing else. Argument: JSON {self, members: [{id, addresses:
-// ["host:port", "host:port"]}]}. Prints JSON lines on stdout: one "ready",
-// then every health event with the wall clock (to compare across processes)
-// and, for a down event, how long the peer had been silent. Reads commands
+// Test fixture: one node's membership as a process — MembershipCore
+// (detection and map agreement) on the UDP driver, nothing else. Argument:
+// JSON {self, members: [{id, addresses: ["host:port", "host:port"]}],
+// outGraceMs?}. Prints JSON lines on stdout: one "ready", then every health
+// event with the wall clock (to compare across processes) and, for a down
+// event, how long the peer had been silent; every newly agreed map as
+// {kind: "map", epoch, digest, states}. Reads commands
 // on stdin: "cpu" prints this process's CPU use so far, "view" every watched
 // peer as this node sees it; EOF (the test went away) or SIGTERM closes the
 // driver and exits.
 import { createInterface } from "node:readline";
-import type { NodeEntry } from "../../src/core/cluster-map.ts";
+import type { ClusterMap, NodeEntry } from "../../src/core/cluster-map.ts";
 import type { Endpoint } from "../../src/io/udp-heartbeats.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "../../src/io/udp-heartbeats.ts";
-import { defaultDetectorConfig } from "../../src/membership/config.ts";
-import type { HealthEvent } from "../../src/membership/peer-health.ts";
+import { defaultAgreementConfig, defaultDetectorConfig } from "../../src/membership/config.ts";
+import type { MembershipEvent } from "../../src/membership/membership-core.ts";
 
 interface FixtureArgs {
   self: string;
   members: { id: string; addresses: [string, string] }[];
+  outGraceMs?: number;
 }
 
 const args = JSON.parse(process.argv[2] ?? "{}") as FixtureArgs;
@@ -28,7 +31,24 @@ if (own === undefined) throw new Error(`${args.self} is not among the members`);
 const print = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
 
 let driver: UdpHeartbeats | undefined;
-function onEvent(e: HealthEvent): void {
+function onEvent(e: MembershipEvent): void {
+  if (e.kind === "map") {
+    const states = Object.fromEntries(e.map.nodes.map((n) => [n.id, n.state]));
+    const { how, proposer, digest, changed, atMs } = e;
+    print({
+      kind: "map",
+      node: args.self,
+      epoch: e.map.epoch,
+      digest,
+      how,
+      proposer,
+      changed,
+      states,
+      atMs,
+      wallMs: Date.now(),
+    });
+    return;
+  }
   const core = driver?.core;
   const line: Record<string, unknown> = { ...e, node: args.self, wallMs: Date.now() };
   if (core !== undefined && e.to === "down") {
@@ -42,9 +62,12 @@ function onEvent(e: HealthEvent): void {
 driver = await UdpHeartbeats.start({
   self: args.self,
   incarnation: Date.now(),
-  members: args.members.map((m) => m.id),
-  epoch: 1,
+  map: {
+    epoch: 1,
+    nodes: args.members.map((m) => ({ ...m, state: "up" })),
+  } satisfies ClusterMap,
   config: defaultDetectorConfig(1),
+  agreement: defaultAgreementConfig(args.outGraceMs),
   bind: own,
   endpointOf: (node, channel) => endpoints.get(node)?.[channel === "A" ? 0 : 1],
   onEvent,
