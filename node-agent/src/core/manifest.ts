@@ -89,3 +89,15 @@ export function newestManifest(
 export function isNewer(a: FileManifest, b: FileManifest): boolean {
   return a.version > b.version || (a.version === b.version && (a.revision ?? 0) > (b.revision ?? 0));
 }
+
+/** The newest manifest of each file among the lists several holders returned. */
+export function newestPerFile(lists: Iterable<readonly FileManifest[]>): FileManifest[] {
+  const newest = new Map<string, FileManifest>();
+  for (const list of lists) {
+    for (const m of list) {
+      const seen = newest.get(m.fileId);
+      if (seen === undefined || isNewer(m, seen)) newest.set(m.fileId, m);
+    }
+  }
+  return [...newest.values()];
+}

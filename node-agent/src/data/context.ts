@@ -17,6 +17,11 @@ export interface DataContext {
   nodeDown?: (node: string) => boolean;
 }
 
+/** Up in the map and not known down by the heartbeats: a node worth asking now. */
+export function reachableNode(ctx: Pick<DataContext, "nodeDown">, map: ClusterMap, node: string): boolean {
+  return map.nodes.find((n) => n.id === node)?.state === "up" && ctx.nodeDown?.(node) !== true;
+}
+
 /** What reading a file needs: any party that can fetch pieces can read (an agent, or a client fetching from holders itself). */
 export type ReadContext = Pick<DataContext, "self" | "map" | "log" | "stripesInFlight"> & {
   pieces: Pick<PieceIO, "get">;

@@ -6,7 +6,7 @@
 // forward_response).
 import { nodeById } from "../core/cluster-map.ts";
 import { placeFileStripe } from "../core/file-placement.ts";
-import { type FileManifest, isNewer } from "../core/manifest.ts";
+import { type FileManifest, newestPerFile } from "../core/manifest.ts";
 import { fileIdOf } from "../core/names.ts";
 import { manifestHolders } from "../core/ownership.ts";
 import type { VolumeSpec } from "../core/volume.ts";
@@ -18,7 +18,7 @@ import { decodeJson } from "../rpc/wire.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 import { formatBytes } from "../storage/format-bytes.ts";
 import { KeyedMutex } from "../storage/keyed-mutex.ts";
-import type { DataContext } from "./context.ts";
+import { type DataContext, reachableNode } from "./context.ts";
 import { readManifest, writeManifest } from "./file-manifests.ts";
 import { readFile } from "./file-reader.ts";
 import { writeFile, writeManifestAround } from "./file-writer.ts";
@@ -104,15 +104,7 @@ export class FileService implements FileHandler {
     this.#spec(volume);
     const live = this.#ctx.map().nodes.filter((n) => n.state !== "out");
     const results = await Promise.allSettled(live.map((n) => this.#ctx.pieces.manifests(n.id, volume)));
-    const newest = new Map<string, FileManifest>();
-    for (const result of results) {
-      if (result.status === "rejected") continue;
-      for (const m of result.value) {
-        const seen = newest.get(m.fileId);
-        if (seen === undefined || isNewer(m, seen)) newest.set(m.fileId, m);
-      }
-    }
-    return [...newest.values()]
+    return newestPerFile(results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])))
       .filter((m) => !m.deleted && m.name.startsWith(prefix))
       .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
@@ -217,8 +209,7 @@ export class FileService implements FileHandler {
     for (const node of manifestHolders(map, spec.name, fileId, spec.redundancy)) {
       if (nodeById(map, node)?.state !== "up") continue;
       if (node === this.#ctx.self) return node;
-      if (this.#ctx.nodeDown?.(node) === true) continue;
-      if (await this.#peers.reachable(node)) return node;
+      if (reachableNode(this.#ctx, map, node) && (await this.#peers.reachable(node))) return node;
     }
     return this.#ctx.self;
   }

@@ -14,7 +14,7 @@
 // whatever it missed. Stale versions are never served (readers ask for the
 // manifest's version); a pass removes them.
 import { type ClusterMap, nodeById } from "../core/cluster-map.ts";
-import { encodeManifest, type FileManifest, isNewer } from "../core/manifest.ts";
+import { encodeManifest, type FileManifest, newestPerFile } from "../core/manifest.ts";
 import { manifestHolders } from "../core/ownership.ts";
 import { MANIFEST_STRIPE } from "../core/placement.ts";
 import { aroundStill, type SlotPlacement, slotPlacements } from "../core/rebuild-plan.ts";
@@ -23,7 +23,7 @@ import { layoutOf } from "../core/volume.ts";
 import type { Logger } from "../log.ts";
 import type { PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
-import type { DataContext } from "./context.ts";
+import { type DataContext, reachableNode } from "./context.ts";
 import type { PieceIO } from "./pieces.ts";
 import { realClock, type ScrubClock, TokenBucket } from "./scrub-rate.ts";
 import { repairPiece } from "./scrub-repair.ts";
@@ -332,19 +332,22 @@ export class Rebuilder {
 
   /** Every file's newest manifest, tombstones included, from every node that answers. */
   async #manifests(volume: string, map: ClusterMap): Promise<FileManifest[]> {
-    const nodes = map.nodes
-      .filter((n) => n.id === this.#ctx.self || (n.state === "up" && this.#ctx.nodeDown?.(n.id) !== true))
-      .map((n) => n.id);
+    const nodes = map.nodes.map((n) => n.id).filter((node) => this.#back(map, node));
     const results = await Promise.allSettled(nodes.map((node) => this.#ctx.pieces.manifests(node, volume)));
-    const newest = new Map<string, FileManifest>();
-    for (const result of results) {
-      if (result.status === "rejected") continue;
-      for (const m of result.value) {
-        const seen = newest.get(m.fileId);
-        if (seen === undefined || isNewer(m, seen)) newest.set(m.fileId, m);
-      }
-    }
-    return [...newest.values()];
+    return newestPerFile(results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])));
+  }
+
+  /** This node, or one up in the map and not known down: worth asking, and a valid place for a piece. */
+  #back(map: ClusterMap, node: string): boolean {
+    return node === this.#ctx.self || reachableNode(this.#ctx, map, node);
+  }
+
+  /** Whether `node` answers that it holds `key` (false when it cannot be asked). */
+  #holds(node: string, key: PieceKey): Promise<boolean> {
+    return this.#ctx.pieces.stat(node, key).then(
+      (header) => header !== undefined,
+      () => false,
+    );
   }
 
   /** Compares what this node holds of one file with where its pieces belong. */
@@ -357,13 +360,9 @@ export class Rebuilder {
     const held = new Set(
       (await this.#store.pieces(volume, fileId, version)).map((k) => slotKey(k.stripe, k.slot)),
     );
-    const back = (node: string) =>
-      node === self || (nodeById(map, node)?.state === "up" && this.#ctx.nodeDown?.(node) !== true);
+    const back = (node: string) => this.#back(map, node);
     const usable = (node: string | undefined): node is string =>
-      node !== undefined &&
-      node !== self &&
-      nodeById(map, node)?.state === "up" &&
-      this.#ctx.nodeDown?.(node) !== true;
+      node !== undefined && node !== self && this.#back(map, node);
     const home: SlotPlacement[] = [];
     const layout = layoutOf(manifest);
     let lengths = { stripe: Number.NaN, bytes: [] as number[] };
@@ -407,12 +406,7 @@ export class Rebuilder {
   /** Whether this node coordinates the file's writes: its first manifest holder that is up and not known down. */
   #owns(manifest: FileManifest, map: ClusterMap): boolean {
     const holders = manifestHolders(map, manifest.volume, manifest.fileId, manifest.redundancy);
-    const owner = holders.find(
-      (node) =>
-        node === this.#ctx.self ||
-        (nodeById(map, node)?.state === "up" && this.#ctx.nodeDown?.(node) !== true),
-    );
-    return owner === this.#ctx.self;
+    return holders.find((node) => this.#back(map, node)) === this.#ctx.self;
   }
 
   async #pullAll(work: PassWork, signal: AbortSignal): Promise<void> {
@@ -499,11 +493,7 @@ export class Rebuilder {
   async #dropAll(work: PassWork): Promise<void> {
     for (const { key, holder } of work.drops) {
       if (holder !== undefined) {
-        const there = await this.#ctx.pieces.stat(holder, key).then(
-          (header) => header !== undefined,
-          () => false,
-        );
-        if (!there) {
+        if (!(await this.#holds(holder, key))) {
           work.pending++;
           continue;
         }
@@ -525,14 +515,7 @@ export class Rebuilder {
   async #reviseAll(work: PassWork, map: ClusterMap): Promise<void> {
     for (const { manifest, home, around } of work.revisions) {
       const key = (p: SlotPlacement) => ({ ...pieceBase(manifest), stripe: p.stripe, slot: p.slot });
-      const present = await Promise.all(
-        home.map((p) =>
-          this.#ctx.pieces.stat(p.target, key(p)).then(
-            (header) => header !== undefined,
-            () => false,
-          ),
-        ),
-      );
+      const present = await Promise.all(home.map((p) => this.#holds(p.target, key(p))));
       if (!present.every(Boolean)) {
         work.pending++;
         continue;

@@ -2,6 +2,7 @@
 // same ports and data directories (a node that fails and returns), and what
 // the rebuild and write-around tests check against: every piece of a file,
 // where placement puts it, and what each store holds.
+import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +17,7 @@ import type { VolumeSpec } from "../../src/core/volume.ts";
 import type { RebuildProgress } from "../../src/data/rebuild.ts";
 import { type Logger, silentLogger } from "../../src/log.ts";
 import type { PieceKey } from "../../src/storage/chunk-format.ts";
-import { TEST_VOLUMES } from "../helpers/in-process-cluster.ts";
+import { gather, patternBytes, TEST_VOLUMES } from "../helpers/in-process-cluster.ts";
 
 export interface FailoverClusterOptions {
   volumes?: VolumeSpec[];
@@ -213,4 +214,23 @@ export async function strayPieces(
     }
   }
   return stray;
+}
+
+/** A file a test wrote: enough to read it back and compare every byte. */
+export interface Written {
+  volume: string;
+  name: string;
+  size: number;
+  seed: number;
+  manifest: FileManifest;
+}
+
+/** Reads `file` through node `via` and checks its version and every byte. */
+export async function expectWhole(cluster: FailoverCluster, via: number, file: Written): Promise<void> {
+  const { manifest, body } = await cluster.client(via).get(file.volume, file.name);
+  assert.equal(manifest.version, file.manifest.version, `${file.name}: version`);
+  assert.ok(
+    (await gather(body)).equals(await gather(patternBytes(file.size, file.seed))),
+    `${file.name} read through node-${via}`,
+  );
 }

@@ -15,15 +15,15 @@ import type { RebuildProgress } from "../../src/data/rebuild.ts";
 import { silentLogger } from "../../src/log.ts";
 import { ChunkStore } from "../../src/storage/chunk-store.ts";
 import { gather, MiB, patternBytes } from "../helpers/in-process-cluster.ts";
-import { FailoverCluster, missingPieces, placedPieces, strayPieces, waitFor } from "./failover-cluster.ts";
-
-interface Written {
-  volume: string;
-  name: string;
-  size: number;
-  seed: number;
-  manifest: FileManifest;
-}
+import {
+  expectWhole,
+  FailoverCluster,
+  missingPieces,
+  placedPieces,
+  strayPieces,
+  type Written,
+  waitFor,
+} from "./failover-cluster.ts";
 
 const FILES: [volume: string, name: string, size: number][] = [
   ["media", "rebuild/a.bin", 3 * MiB + 17],
@@ -33,16 +33,6 @@ const FILES: [volume: string, name: string, size: number][] = [
   ["thumbs", "rebuild/r1.bin", 700_000],
   ["thumbs", "rebuild/r2.bin", 2 * MiB + 3],
 ];
-
-async function expectWhole(cluster: FailoverCluster, via: number, file: Written): Promise<void> {
-  const { manifest, body } = await cluster.client(via).get(file.volume, file.name);
-  assert.equal(manifest.version, file.manifest.version, `${file.name}: version`);
-  const bytes = await gather(body);
-  assert.ok(
-    bytes.equals(await gather(patternBytes(file.size, file.seed))),
-    `${file.name} read through node-${via}`,
-  );
-}
 
 describe("rebuild after a node is marked out, and after it returns", { timeout: 300_000 }, () => {
   let cluster: FailoverCluster;

@@ -8,30 +8,20 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { placeFileStripe } from "../../src/core/file-placement.ts";
-import type { FileManifest } from "../../src/core/manifest.ts";
 import { fileIdOf } from "../../src/core/names.ts";
 import { fileOwner } from "../../src/core/ownership.ts";
 import { MANIFEST_STRIPE } from "../../src/core/placement.ts";
 import { isMosaicError } from "../../src/errors.ts";
 import { gather, MiB, patternBytes } from "../helpers/in-process-cluster.ts";
-import { FailoverCluster, missingPieces, placedPieces, strayPieces, waitFor } from "./failover-cluster.ts";
-
-interface Written {
-  volume: string;
-  name: string;
-  size: number;
-  seed: number;
-  manifest: FileManifest;
-}
-
-async function expectWhole(cluster: FailoverCluster, via: number, file: Written): Promise<void> {
-  const { manifest, body } = await cluster.client(via).get(file.volume, file.name);
-  assert.equal(manifest.version, file.manifest.version, `${file.name}: version`);
-  assert.ok(
-    (await gather(body)).equals(await gather(patternBytes(file.size, file.seed))),
-    `${file.name} read through node-${via}`,
-  );
-}
+import {
+  expectWhole,
+  FailoverCluster,
+  missingPieces,
+  placedPieces,
+  strayPieces,
+  type Written,
+  waitFor,
+} from "./failover-cluster.ts";
 
 describe("writes around a down node", { timeout: 300_000 }, () => {
   let cluster: FailoverCluster;

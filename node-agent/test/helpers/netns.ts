@@ -3,6 +3,7 @@
 // veth "NICs" (ethA, ethB); their other ends sit in a bridge per channel in a
 // fourth namespace, so `ip link set ethA down` is a real NIC failure and
 // nothing touches the root namespace. Addresses come from 198.18.0.0/15 only.
+import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -153,7 +154,7 @@ export class HeartbeatProcess {
   #exitCode: number | null | undefined;
 
   constructor(
-    args: { self: string; members: { id: string; addresses: [string, string] }[] },
+    args: { self: string; members: { id: string; addresses: [string, string] }[]; outGraceMs?: number },
     netns?: string,
   ) {
     this.node = args.self;
@@ -227,5 +228,56 @@ export class HeartbeatProcess {
       if (w.match(line)) w.resolve(line);
       else this.#waiters.push(w);
     }
+  }
+}
+
+/**
+ * A lab of `n` namespaces with one heartbeat process in each (ids n0…), all
+ * ready; `extra` goes to every process. destroy() kills them, deletes the
+ * namespaces and checks nothing was left in the root namespace.
+ */
+export class HeartbeatLab {
+  readonly lab: NetnsLab;
+  readonly procs: HeartbeatProcess[];
+
+  private constructor(lab: NetnsLab, procs: HeartbeatProcess[]) {
+    this.lab = lab;
+    this.procs = procs;
+  }
+
+  static async start(n: number, port: number, extra: { outGraceMs?: number } = {}): Promise<HeartbeatLab> {
+    await removeLeftovers();
+    const lab = await NetnsLab.create(n);
+    const members = lab.nodes.map((node, i) => ({
+      id: `n${i}`,
+      addresses: [`${node.hosts[0]}:${port}`, `${node.hosts[1]}:${port}`] as [string, string],
+    }));
+    const procs = lab.nodes.map(
+      (node, i) => new HeartbeatProcess({ self: `n${i}`, members, ...extra }, node.ns),
+    );
+    const started = new HeartbeatLab(lab, procs);
+    try {
+      await Promise.all(procs.map((p) => p.until((l) => l.kind === "ready", 10_000, "ready")));
+    } catch (error) {
+      await started.destroy();
+      throw error;
+    }
+    return started;
+  }
+
+  proc(i: number): HeartbeatProcess {
+    return this.procs[i] as HeartbeatProcess;
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.procs) await p.kill9();
+    await this.lab.destroy();
+    assert.deepEqual(
+      (await ourNamespaces()).filter((ns) => ns.startsWith(this.lab.base)),
+      [],
+      "namespaces left behind",
+    );
+    const veths = await ip("-o", "link", "show", "type", "veth");
+    assert.ok(!/\bv[AB]\d+@|\beth[AB]@/.test(veths), `veths left in the root namespace: ${veths}`);
   }
 }

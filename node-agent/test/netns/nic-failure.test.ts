@@ -11,14 +11,7 @@ import {
   NODE_DOWN_BUDGET_MS,
 } from "../../src/membership/config.ts";
 import type { Line } from "../helpers/netns.ts";
-import {
-  HeartbeatProcess,
-  ip,
-  NetnsLab,
-  netnsUnavailable,
-  ourNamespaces,
-  removeLeftovers,
-} from "../helpers/netns.ts";
+import { HeartbeatLab, type HeartbeatProcess, type NetnsLab, netnsUnavailable } from "../helpers/netns.ts";
 
 const PORT = 7_946;
 const CUT = 2;
@@ -33,34 +26,19 @@ const about = (peer: string) => (l: Line) => l.peer === peer;
 describe("NIC failure in network namespaces", { timeout: 40_000 }, () => {
   let skip: string | undefined;
   let lab: NetnsLab | undefined;
-  const procs: HeartbeatProcess[] = [];
+  let procs: HeartbeatProcess[] = [];
+  let heartbeats: HeartbeatLab | undefined;
 
   before(async () => {
     skip = await netnsUnavailable();
     if (skip !== undefined) return;
-    await removeLeftovers();
-    lab = await NetnsLab.create(3);
-    const members = lab.nodes.map((n, i) => ({
-      id: `n${i}`,
-      addresses: [`${n.hosts[0]}:${PORT}`, `${n.hosts[1]}:${PORT}`] as [string, string],
-    }));
-    for (const [i, node] of lab.nodes.entries())
-      procs.push(new HeartbeatProcess({ self: `n${i}`, members }, node.ns));
-    await Promise.all(procs.map((p) => p.until((l) => l.kind === "ready", 10_000, "ready")));
+    heartbeats = await HeartbeatLab.start(3, PORT);
+    lab = heartbeats.lab;
+    procs = heartbeats.procs;
   });
 
   after(async () => {
-    for (const p of procs) await p.kill9();
-    await lab?.destroy();
-    if (skip === undefined) {
-      assert.deepEqual(
-        (await ourNamespaces()).filter((ns) => lab !== undefined && ns.startsWith(lab.base)),
-        [],
-        "namespaces left behind",
-      );
-      const veths = await ip("-o", "link", "show", "type", "veth");
-      assert.ok(!/\bv[AB]\d+@|\beth[AB]@/.test(veths), `veths left in the root namespace: ${veths}`);
-    }
+    await heartbeats?.destroy();
   });
 
   const proc = (i: number) => procs[i] as HeartbeatProcess;
