@@ -280,13 +280,14 @@ async function completeWrite(
 const RECONNECT_PATIENCE_MS = 2_500;
 
 /**
- * A put to `node` could not reach it on either channel. On its first failure
- * in this write it gets until RECONNECT_PATIENCE_MS to connect again (then
- * the put is simply retried); otherwise, or if it does not, it is gone around.
+ * A put to `node` could not reach it on either channel. Once per write it gets
+ * until RECONNECT_PATIENCE_MS to connect again, and every put that failed
+ * meanwhile is retried with it; if it does not connect, or fails again later,
+ * it is gone around.
  */
 async function unreachable(ctx: DataContext, placer: WritePlacer, node: string, error: Error): Promise<void> {
   if (placer.around.includes(node)) return;
-  if (placer.firstFailure(node) && (await ctx.pieces.reachable(node, RECONNECT_PATIENCE_MS))) return;
+  if (await placer.retryAfterReconnect(node, () => ctx.pieces.reachable(node, RECONNECT_PATIENCE_MS))) return;
   placer.goAround(node, error.message);
 }
 

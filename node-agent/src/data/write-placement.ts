@@ -20,8 +20,8 @@ export class WritePlacer {
   readonly #width: number;
   readonly #log: Logger;
   #around: string[] = [];
-  /** Holders given a second chance after a failed put (see firstFailure). */
-  readonly #retried = new Set<string>();
+  /** Per holder, its one reconnect wait in this write (see reconnectWait). */
+  readonly #waits = new Map<string, { ready: Promise<boolean>; settled: boolean }>();
 
   /** `down`: nodes heartbeats already know are down; the write goes around them (and those the map has down) from its first stripe. */
   constructor(
@@ -82,14 +82,26 @@ export class WritePlacer {
   }
 
   /**
-   * The first failure of `node` in this write: true once, so the caller gives
-   * it a second chance (a node that just started may still be in its peers'
-   * reconnect backoff); false after that, and the node is gone around.
+   * A put to `node` failed: whether to try it again. A holder gets one
+   * reconnect wait per write (a node that just started may still be in its
+   * peers' reconnect backoff): `connect` starts it, and every put that failed
+   * before it ended shares its answer, since stripes fail together; a failure
+   * after it ended means the node is gone around.
    */
-  firstFailure(node: string): boolean {
-    if (this.#retried.has(node)) return false;
-    this.#retried.add(node);
-    return true;
+  async retryAfterReconnect(node: string, connect: () => Promise<boolean>): Promise<boolean> {
+    let wait = this.#waits.get(node);
+    if (wait === undefined) {
+      const ready = connect().catch(() => false);
+      const started = { ready, settled: false };
+      void ready.then(() => {
+        started.settled = true;
+      });
+      this.#waits.set(node, started);
+      wait = started;
+    } else if (wait.settled) {
+      return false;
+    }
+    return wait.ready;
   }
 
   /** `node` could not be reached: its slots go elsewhere from now on. Throws BELOW_REDUNDANCY when too few remain. */
