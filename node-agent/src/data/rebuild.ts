@@ -51,6 +51,13 @@ export interface RebuilderOptions {
   progressLogMs?: number;
   /** Pieces rebuilt at once (default 4). */
   concurrency?: number;
+  /**
+   * Wait before the first pass unless a map change comes first (default 3 s).
+   * A pass asks every peer for its manifests; peers still starting refuse the
+   * connection, and gRPC then holds the channel in reconnect backoff, failing
+   * the first client calls fast.
+   */
+  startDelayMs?: number;
   clock?: ScrubClock;
 }
 
@@ -167,6 +174,7 @@ export class Rebuilder {
   readonly #intervalMs: number;
   readonly #progressLogMs: number;
   readonly #concurrency: number;
+  readonly #startDelayMs: number;
   /** Files readers found a piece missing of: pulled first. */
   readonly #wanted = new Set<string>();
   #progress: RebuildProgress;
@@ -191,6 +199,7 @@ export class Rebuilder {
     this.#intervalMs = options.intervalMs ?? DEFAULT_REBUILD_INTERVAL_MS;
     this.#progressLogMs = options.progressLogMs ?? 5_000;
     this.#concurrency = options.concurrency ?? 4;
+    this.#startDelayMs = options.startDelayMs ?? 3_000;
     this.#progress = this.#fresh("idle", ctx.map().epoch);
     this.#progress.passes = 0;
   }
@@ -241,6 +250,9 @@ export class Rebuilder {
   // A daemon loop: bounded by stop(), not by a count. Sleeps (never spins) between passes.
   async #loop(): Promise<void> {
     let retryMs = RETRY_FIRST_MS;
+    const first = new AbortController();
+    this.#sleepAbort = first;
+    await this.#clock.sleep(this.#startDelayMs, first.signal);
     while (!this.#stopped) {
       this.#again = false;
       const abort = new AbortController();
