@@ -2,31 +2,17 @@
 // its RBAC names every resource and verb, and it installs on a real
 // kube-apiserver with CRDs, operator Deployment, RBAC and both networks.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import {
   type ControlPlane,
   controlPlaneBinaries,
   startControlPlane,
 } from "../../e2e/control-plane/control-plane.ts";
+import { CHART, helm } from "../../operator/test/helpers/helm.ts";
 
-const run = promisify(execFile);
-const CHART = join(import.meta.dirname, "..", "mosaic");
 const NAMESPACE = "mosaic-system";
-
-async function helm(bin: string, args: string[], kubeconfig?: string) {
-  const env = {
-    ...process.env,
-    HELM_CACHE_HOME: "/tmp/mosaic-helm/cache",
-    HELM_CONFIG_HOME: "/tmp/mosaic-helm/config",
-    HELM_DATA_HOME: "/tmp/mosaic-helm/data",
-  };
-  const withConfig = kubeconfig === undefined ? args : [...args, `--kubeconfig=${kubeconfig}`];
-  return run(join(bin, "helm"), withConfig, { env, maxBuffer: 16 * 1024 * 1024 });
-}
 
 const BAD_VALUES: { why: string; set: string; says: RegExp }[] = [
   { why: "zero operator replicas", set: "operator.replicas=0", says: /replicas.*minimum/ },
@@ -141,15 +127,27 @@ describe("the Helm chart", () => {
       assert.equal(await can("create", "daemonsets.apps", "-n", "default"), "no");
       assert.equal(await can("delete", "nodes"), "no");
       assert.equal(await can("get", "secrets", "-n", NAMESPACE), "no");
+      // The cluster map: the operator writes its one ConfigMap, and no other.
+      assert.equal(await can("create", "configmaps", "-n", NAMESPACE), "yes");
+      assert.equal(await can("update", "configmaps/mosaic-cluster-map", "-n", NAMESPACE), "yes");
+      assert.equal(await can("update", "configmaps/someone-elses", "-n", NAMESPACE), "no");
+      assert.equal(await can("watch", "leases.coordination.k8s.io", "-n", NAMESPACE), "yes");
+      assert.equal(await can("create", "events", "-n", "default"), "yes");
       const agent = `--as=system:serviceaccount:${NAMESPACE}:mosaic-agent`;
-      assert.equal(
-        (
-          await cp.kubectl(["auth", "can-i", agent, "delete", "stripedvolumes.mosaic.dev"], {
-            allowFailure: true,
-          })
-        ).stdout.trim(),
-        "no",
-      );
+      const agentCan = async (...args: string[]) =>
+        (await cp.kubectl(["auth", "can-i", agent, ...args], { allowFailure: true })).stdout.trim();
+      assert.equal(await agentCan("delete", "stripedvolumes.mosaic.dev"), "no");
+      assert.equal(await agentCan("watch", "stripedvolumes.mosaic.dev"), "yes");
+      // Agents read the map's ConfigMap by name, and nothing else of the namespace.
+      assert.equal(await agentCan("watch", "configmaps/mosaic-cluster-map", "-n", NAMESPACE), "yes");
+      assert.equal(await agentCan("get", "configmaps/someone-elses", "-n", NAMESPACE), "no");
+      assert.equal(await agentCan("update", "configmaps/mosaic-cluster-map", "-n", NAMESPACE), "no");
+      // Their own ClusterNode and Lease: create, and write the status; never the spec of another.
+      assert.equal(await agentCan("create", "clusternodes.mosaic.dev"), "yes");
+      assert.equal(await agentCan("patch", "clusternodes.mosaic.dev", "--subresource=status"), "yes");
+      assert.equal(await agentCan("patch", "clusternodes.mosaic.dev"), "no");
+      assert.equal(await agentCan("update", "leases.coordination.k8s.io", "-n", NAMESPACE), "yes");
+      assert.equal(await agentCan("delete", "leases.coordination.k8s.io", "-n", NAMESPACE), "no");
     });
   });
 });

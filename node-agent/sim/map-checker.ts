@@ -8,6 +8,7 @@
 import type { ClusterMap, NodeState } from "../src/core/cluster-map.ts";
 import type { MapEvent } from "../src/membership/agreement.ts";
 import type { AgreementConfig, DetectorConfig } from "../src/membership/config.ts";
+import { ringOrder, successors } from "../src/membership/ring.ts";
 import type { CheckerBounds } from "./checker.ts";
 import type { World } from "./world.ts";
 
@@ -295,12 +296,20 @@ export class MapChecker {
     if (first === undefined) return true;
     const map = first.map;
     const up = this.#nodes.filter((id) => stateIn(map, id) === "up").length;
-    // A dead node may stay up only where marking it down would leave half the members or fewer up.
+    // A dead node may stay up only where marking it down would leave half the members or fewer up,
+    // or where too few of its watchers live to confirm it (agreement.ts: two, of those up in the map).
     const deadMayBeUp = (up - 1) * 2 <= this.#nodes.length;
+    const ring = ringOrder(map.nodes.filter((n) => n.state !== "out").map((n) => n.id));
+    const unconfirmable = (id: string) => {
+      const live = successors(ring, id, this.#detector.toleratedLosses).filter(
+        (w) => stateIn(map, w) === "up",
+      );
+      return live.filter((w) => cores.has(w)).length < Math.min(2, live.length);
+    };
     return this.#nodes.every((id) => {
       const state = stateIn(map, id);
       if (cores.has(id)) return state !== "down";
-      return state !== "up" || deadMayBeUp;
+      return state !== "up" || deadMayBeUp || unconfirmable(id);
     });
   }
 
@@ -335,7 +344,7 @@ export class MapChecker {
 
 const indexes = new WeakMap<ClusterMap, Map<string, NodeState>>();
 
-function stateIn(map: ClusterMap, id: string): NodeState | undefined {
+export function stateIn(map: ClusterMap, id: string): NodeState | undefined {
   let index = indexes.get(map);
   if (index === undefined) {
     index = new Map(map.nodes.map((n) => [n.id, n.state]));

@@ -6,6 +6,7 @@
 import type { ClusterMap } from "../src/core/cluster-map.ts";
 import type { AgreementConfig, DetectorConfig } from "../src/membership/config.ts";
 import { defaultAgreementConfig, defaultDetectorConfig } from "../src/membership/config.ts";
+import type { Datagram } from "../src/membership/member-core.ts";
 import { MembershipCore } from "../src/membership/membership-core.ts";
 import { Checker } from "./checker.ts";
 import type { Fault } from "./faults.ts";
@@ -14,6 +15,7 @@ import type { CrashFigure } from "./map-checker.ts";
 import { MapChecker } from "./map-checker.ts";
 import type { NetworkOptions, NetworkStats } from "./network.ts";
 import { Network } from "./network.ts";
+import { NewsChecker } from "./news-checker.ts";
 import { Prng } from "./prng.ts";
 import { World } from "./world.ts";
 
@@ -37,6 +39,12 @@ export interface SimResult {
   heartbeatsPerNodePerSecond: number;
   /** Map datagrams (proposals and repairs) sent per live node per simulated second. */
   mapsPerNodePerSecond: number;
+  /** Channel news datagrams sent per live node per simulated second. */
+  newsPerNodePerSecond: number;
+  /** NIC down → every node that does not watch its node routes it on the other channel (judged ones). */
+  newsMoveMs: number[];
+  /** NIC up → no such node avoids it any more. */
+  newsBackMs: number[];
   channelDetectMs: number[];
   nodeDetectMs: number[];
   /** Crashes in a settled cluster: how long until a map marks them down, everywhere, and out. */
@@ -95,6 +103,9 @@ export function scenarioOf(seed: number): Scenario {
   return { seed, nodes, config, agreement, network, durationMs, faults };
 }
 
+/** Loss streaks are kept per kind of datagram (network.ts): each kind gets the loss the model allows. */
+const LANES: Record<Datagram["kind"], string> = { heartbeat: "", probe: "", map: "/map", news: "/news" };
+
 export function reproduceLine(seed: number): string {
   return `reproduce with seed=${seed}: node_modules/.bin/node node-agent/sim/main.ts --seed=${seed}`;
 }
@@ -114,6 +125,7 @@ export function runScenario(scenario: Scenario): SimResult {
     checker.bounds,
     world,
   );
+  const news = new NewsChecker(config, scenario.network.delayMsMax, checker.bounds, world, scenario.nodes);
   const base = baseMap(scenario.nodes);
   const incarnations = new Map<string, number>();
   const cores = new Map<string, MembershipCore>();
@@ -122,6 +134,7 @@ export function runScenario(scenario: Scenario): SimResult {
     incarnations.set(node, incarnation);
     checker.forgetObserver(node);
     maps.forget(node);
+    news.onStart(node, nowMs);
     const agreement = scenario.agreement;
     cores.set(node, new MembershipCore({ self: node, incarnation, map: base, config, agreement, nowMs }));
   };
@@ -133,8 +146,9 @@ export function runScenario(scenario: Scenario): SimResult {
   let liveNodeMs = 0;
   let heartbeats = 0;
   let mapDatagrams = 0;
+  let newsDatagrams = 0;
   let proposals = 0;
-  const failed = () => checker.failed || maps.failed;
+  const failed = () => checker.failed || maps.failed || news.failed;
   let nowMs = 0;
   for (; nowMs <= endMs && !failed(); nowMs += config.tickMs) {
     for (; nextFault < scenario.faults.length; nextFault++) {
@@ -145,6 +159,7 @@ export function runScenario(scenario: Scenario): SimResult {
       if (fault.kind === "crash" && cores.has(fault.node)) {
         rejected += (cores.get(fault.node) as MembershipCore).rejected;
         maps.onCrash(fault.node, nowMs, cores);
+        news.onCrash(nowMs);
         cores.delete(fault.node);
       }
       if (fault.kind === "restart" && !cores.has(fault.node)) {
@@ -154,6 +169,7 @@ export function runScenario(scenario: Scenario): SimResult {
     }
     checker.observe(nowMs, cores);
     maps.observe(nowMs);
+    news.observe(nowMs, cores);
     for (const p of network.deliver(nowMs)) {
       const core = cores.get(p.to);
       if (core === undefined) continue;
@@ -168,12 +184,14 @@ export function runScenario(scenario: Scenario): SimResult {
       for (const e of events) if (e.kind === "map" && e.how === "proposed") proposals++;
       for (const d of datagrams) {
         if (d.kind === "map") mapDatagrams++;
+        else if (d.kind === "news") newsDatagrams++;
         else heartbeats++;
-        network.send(node, d.to, d.channel, d.bytes, nowMs, d.kind === "map" ? "/map" : "");
+        network.send(node, d.to, d.channel, d.bytes, nowMs, LANES[d.kind]);
       }
     }
     checker.check(nowMs, cores);
     maps.check(nowMs, cores);
+    news.check(nowMs, cores);
     liveNodeMs += cores.size * config.tickMs;
   }
   if (!failed()) maps.finish(nowMs - config.tickMs, cores);
@@ -181,10 +199,13 @@ export function runScenario(scenario: Scenario): SimResult {
   return {
     seed: scenario.seed,
     scenario,
-    violations: [...checker.violations, ...maps.violations],
+    violations: [...checker.violations, ...maps.violations, ...news.violations],
     network: network.stats,
     heartbeatsPerNodePerSecond: (heartbeats * 1_000) / liveNodeMs,
     mapsPerNodePerSecond: (mapDatagrams * 1_000) / liveNodeMs,
+    newsPerNodePerSecond: (newsDatagrams * 1_000) / liveNodeMs,
+    newsMoveMs: news.moveMs,
+    newsBackMs: news.backMs,
     channelDetectMs: checker.channelDetectMs,
     nodeDetectMs: checker.nodeDetectMs,
     crashes: maps.crashes,

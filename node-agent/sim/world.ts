@@ -26,6 +26,10 @@ export class World {
     this.#island = island === null ? null : new Set(island);
   }
 
+  partitioned(): boolean {
+    return this.#island !== null;
+  }
+
   alive(node: string): boolean {
     return !this.#crashed.has(node);
   }

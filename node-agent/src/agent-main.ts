@@ -19,6 +19,10 @@ export interface AgentProcessOptions {
   ipcDir?: string;
   /** Scrub rate in bytes per second; 0 turns the scrubber off. */
   scrubRateBytesPerSecond?: number;
+  /** How long a node stays down in the agreed map before it is out (AgentConfig.outGraceMs). */
+  outGraceMs?: number;
+  /** Rebuild rate in bytes per second; 0 turns the rebuild off (AgentConfig.rebuildRateBytesPerSecond). */
+  rebuildRateBytesPerSecond?: number;
 }
 
 export async function runAgentProcess(options: AgentProcessOptions): Promise<void> {
@@ -39,6 +43,10 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
     ...(options.scrubRateBytesPerSecond === undefined
       ? {}
       : { scrubRateBytesPerSecond: options.scrubRateBytesPerSecond }),
+    ...(options.outGraceMs === undefined ? {} : { outGraceMs: options.outGraceMs }),
+    ...(options.rebuildRateBytesPerSecond === undefined
+      ? {}
+      : { rebuildRateBytesPerSecond: options.rebuildRateBytesPerSecond }),
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
     log,

@@ -13,7 +13,9 @@ import { MosaicError } from "./errors.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import { IpcServer } from "./ipc/ipc-server.ts";
 import type { Logger } from "./log.ts";
+import type { ChannelState } from "./membership/channel-detector.ts";
 import { defaultAgreementConfig, defaultDetectorConfig } from "./membership/config.ts";
+import type { MembershipEvent } from "./membership/membership-core.ts";
 import { filesServiceHandlers } from "./rpc/files-server.ts";
 import { PeerClients } from "./rpc/peer-client.ts";
 import { peerServiceHandlers } from "./rpc/peer-server.ts";
@@ -49,6 +51,10 @@ export interface AgentConfig {
   rebuildRateBytesPerSecond?: number;
   /** Pause between rebuild passes when nothing is left to do (default 60 s); map changes start one at once. */
   rebuildIntervalMs?: number;
+  /** How long a forwarded write whose stream broke waits for its sender to resume it (default 10 s). */
+  forwardResumeGraceMs?: number;
+  /** Every health transition and agreed map of the heartbeats (the Kubernetes agent reports them in its ClusterNode). */
+  onMembershipEvent?: (event: MembershipEvent) => void;
   log: Logger;
 }
 
@@ -73,6 +79,7 @@ export class Agent {
   readonly #state: AgentState;
   readonly #heartbeatPort: number | undefined;
   readonly #outGraceMs: number | undefined;
+  readonly #onMembershipEvent: ((event: MembershipEvent) => void) | undefined;
   readonly #ipc: IpcServer | undefined;
   /** Heartbeats run while this node is in the map; their view picks each peer's channel. */
   #heartbeats: UdpHeartbeats | undefined;
@@ -89,6 +96,7 @@ export class Agent {
     log: Logger;
     heartbeatPort: number | undefined;
     outGraceMs: number | undefined;
+    onMembershipEvent: ((event: MembershipEvent) => void) | undefined;
     ipc: IpcServer | undefined;
     scrubber: Scrubber | undefined;
     rebuild: Rebuilder | undefined;
@@ -103,6 +111,7 @@ export class Agent {
     this.#log = parts.log;
     this.#heartbeatPort = parts.heartbeatPort;
     this.#outGraceMs = parts.outGraceMs;
+    this.#onMembershipEvent = parts.onMembershipEvent;
     this.#ipc = parts.ipc;
     this.scrubber = parts.scrubber;
     this.rebuild = parts.rebuild;
@@ -112,14 +121,16 @@ export class Agent {
     const log = config.log;
     const state: AgentState = { map: config.map, volumes: volumeMap(config.volumes) };
     const store = await ChunkStore.open(config.dataDir, { capacityBytes: config.capacityBytes, log });
-    const health: { channelFor: (node: string) => 0 | 1 | undefined; nodeDown: (node: string) => boolean } = {
-      channelFor: () => undefined,
-      nodeDown: () => false,
-    };
+    const health: {
+      channelFor: (node: string) => 0 | 1 | undefined;
+      channelState: (node: string, channel: 0 | 1) => ChannelState | undefined;
+      nodeDown: (node: string) => boolean;
+    } = { channelFor: () => undefined, channelState: () => undefined, nodeDown: () => false };
     const peers = new PeerClients({
       map: () => state.map,
       log,
       channelFor: (node) => health.channelFor(node),
+      channelState: (node, channel) => health.channelState(node, channel),
     });
     const ctx: DataContext = {
       self: config.nodeId,
@@ -142,6 +153,9 @@ export class Agent {
         files,
         log,
         onMissingPiece: (key) => rebuild?.want(key),
+        ...(config.forwardResumeGraceMs === undefined
+          ? {}
+          : { forwardResumeGraceMs: config.forwardResumeGraceMs }),
       }),
     );
     server.addService(FILES_SERVICE, filesServiceHandlers(files, log));
@@ -162,11 +176,13 @@ export class Agent {
       log,
       heartbeatPort: config.heartbeatPort,
       outGraceMs: config.outGraceMs,
+      onMembershipEvent: config.onMembershipEvent,
       ipc: config.ipcDir === undefined ? undefined : IpcServer.start({ dir: config.ipcDir, files, log }),
       scrubber: scrubberOf(config, ctx, store),
       rebuild,
     });
     health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
+    health.channelState = (node, channel) => agent.#heartbeats?.channelState(node, channel === 0 ? "A" : "B");
     health.nodeDown = (node) => agent.#heartbeats?.view(node)?.state === "down";
     await agent.#syncHeartbeats();
     agent.scrubber?.start();
@@ -214,6 +230,9 @@ export class Agent {
         return entry && heartbeatEndpoints(entry, port)[channel === "A" ? 0 : 1];
       },
       onEvent: (event) => {
+        this.#onMembershipEvent?.(event);
+        // A peer's channel found down has its calls in flight moved to the other channel.
+        if ("peer" in event) this.#peers.healthChanged(event.peer);
         if (event.kind !== "map") return this.#log.info({ event }, "peer health changed");
         // An operator map came from update() itself; only maps the agents agreed on are news here.
         if (event.how === "outside") return;
@@ -226,6 +245,17 @@ export class Agent {
 
   get map(): ClusterMap {
     return this.#state.map;
+  }
+
+  /** The heartbeats and their view of the watched peers; undefined while this node is not in the map. */
+  get heartbeats(): UdpHeartbeats | undefined {
+    return this.#heartbeats;
+  }
+
+  /** Replaces the volume set without a map change (in Kubernetes, StripedVolumes come and go on their own). */
+  setVolumes(volumes: VolumeSpec[]): void {
+    this.#state.volumes = volumeMap(volumes);
+    this.rebuild?.nudge("volumes changed");
   }
 
   /** Adopts a newer cluster map (and volume set); an older or equal epoch is ignored. */

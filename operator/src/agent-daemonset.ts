@@ -7,6 +7,7 @@
 //   - gets two extra interfaces from Multus, net1 and net2, for channel A and B;
 //   - learns who it is from the downward API.
 import type { V1DaemonSet } from "@kubernetes/client-node";
+import { AGENT_LABELS } from "./api/agents.ts";
 
 export interface AgentDaemonSetSettings {
   namespace: string;
@@ -27,10 +28,7 @@ export interface AgentDaemonSetSettings {
   heartbeat?: { intervalMs?: number; channelDownMs?: number; outGraceMs?: number };
 }
 
-export const AGENT_LABELS = {
-  "app.kubernetes.io/name": "mosaic-agent",
-  "app.kubernetes.io/part-of": "mosaic",
-};
+export { AGENT_LABELS };
 export const MULTUS_NETWORKS = "k8s.v1.cni.cncf.io/networks";
 
 export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {

@@ -4,6 +4,8 @@ import type { AgentDaemonSetSettings } from "./agent-daemonset.ts";
 
 export interface OperatorSettings {
   agent: AgentDaemonSetSettings;
+  /** A node whose agent's Lease has been expired this long is Lost: out of the cluster map. */
+  outGraceMs: number;
 }
 
 export function settingsFromEnv(env: Record<string, string | undefined>): OperatorSettings {
@@ -34,6 +36,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
   const nodeSelector = json<Record<string, string>>("MOSAIC_AGENT_NODE_SELECTOR");
   const tolerations = json<AgentDaemonSetSettings["tolerations"]>("MOSAIC_AGENT_TOLERATIONS");
   const resources = json<AgentDaemonSetSettings["resources"]>("MOSAIC_AGENT_RESOURCES");
+  const outGraceMs = integer("MOSAIC_OUT_GRACE_MS", 300_000, 1_000, 86_400_000);
   const agent: AgentDaemonSetSettings = {
     namespace: text("MOSAIC_NAMESPACE"),
     name: text("MOSAIC_AGENT_NAME", "mosaic-agent"),
@@ -48,7 +51,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
     heartbeat: {
       intervalMs: integer("MOSAIC_HEARTBEAT_INTERVAL_MS", 50, 5, 10_000),
       channelDownMs: integer("MOSAIC_CHANNEL_DOWN_MS", 300, 20, 60_000),
-      outGraceMs: integer("MOSAIC_OUT_GRACE_MS", 300_000, 1_000, 86_400_000),
+      outGraceMs,
     },
     ...(nodeSelector === undefined ? {} : { nodeSelector }),
     ...(tolerations === undefined ? {} : { tolerations }),
@@ -60,5 +63,5 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
     );
   }
   if (problems.length > 0) throw new Error(`operator settings: ${problems.join("; ")}`);
-  return { agent };
+  return { agent, outGraceMs };
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { AgentClient } from "../client/agent-client.ts";
 import { writeClusterFile } from "../config.ts";
 import { NODE_FLAGS } from "../node-flags.ts";
+import { failoverArgs } from "./failover-options.ts";
 import type { LocalAgent, LocalPlan } from "./local-plan.ts";
 import { livePids, readLocalState, removeLocalState, writeLocalState } from "./local-state.ts";
 import { assertAddressesFree } from "./ports.ts";
@@ -161,6 +162,7 @@ function spawnAgent(plan: LocalPlan, agent: LocalAgent): Child {
       "--capacity",
       String(plan.capacityBytes),
     );
+    if (plan.failover !== undefined) args.push(...failoverArgs(plan.failover));
     const child = spawn(process.execPath, args, {
       // Its own process group: a Ctrl-C in the terminal reaches `up` alone, which stops the agents in order.
       detached: true,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { ClusterFile } from "../config.ts";
 import type { NodeEntry } from "../core/cluster-map.ts";
 import { layoutOf, type VolumeSpec } from "../core/volume.ts";
+import type { FailoverSettings } from "./failover-options.ts";
 import { UsageError } from "./parse.ts";
 
 export const NODES_MAX = 16;
@@ -26,6 +27,8 @@ export interface LocalPlan {
   stateFile: string;
   logDir: string;
   capacityBytes: number;
+  /** Unset: each agent's defaults. */
+  failover?: FailoverSettings;
   agents: LocalAgent[];
   cluster: ClusterFile;
 }
@@ -35,6 +38,7 @@ export interface PlanOptions {
   dir: string;
   basePort: number;
   capacityBytes: number;
+  failover?: FailoverSettings;
 }
 
 export function planLocalCluster(options: PlanOptions): LocalPlan {
@@ -63,6 +67,7 @@ export function planLocalCluster(options: PlanOptions): LocalPlan {
     stateFile: join(dir, "state.json"),
     logDir,
     capacityBytes,
+    ...(options.failover === undefined ? {} : { failover: options.failover }),
     agents,
     cluster: { epoch: 1, nodes: entries, volumes: localVolumes(nodes, capacityBytes) },
   };

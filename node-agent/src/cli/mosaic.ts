@@ -4,11 +4,14 @@
 // each command's work lives in commands/.
 import { Command, CommanderError, Option } from "commander";
 import { runAgentProcess } from "../agent-main.ts";
+import { runKubernetesAgent } from "../kube/kube-agent.ts";
 import { nodes, volumes } from "./commands/cluster.ts";
 import { ls, rm, statFile } from "./commands/files.ts";
 import { get } from "./commands/get.ts";
+import { nodesIn } from "./commands/nodes-in.ts";
 import { put } from "./commands/put.ts";
 import { up } from "./commands/up.ts";
+import { outGraceOption, rebuildRateOption } from "./failover-options.ts";
 import { describeFailure } from "./failure.ts";
 import { NODES_MAX } from "./local-plan.ts";
 import { integerIn, parseSize } from "./parse.ts";
@@ -50,10 +53,10 @@ function targeting(cmd: Command): Command {
   return cmd.option("--cluster <file>", CLUSTER_HELP).option("--node <id>", NODE_HELP);
 }
 
-/** The command's own --cluster/--node, else the program's, else $MOSAIC_CLUSTER, else the local default. */
+/** The command's own --cluster/--node, else its parents', else $MOSAIC_CLUSTER, else the local default. */
 function targetOf(cmd: Command): TargetOptions {
-  const given = (key: string): string | undefined =>
-    cmd.getOptionValue(key) ?? (program.getOptionValue(key) as string | undefined);
+  const given = (key: string, from: Command | null = cmd): string | undefined =>
+    from === null ? undefined : (from.getOptionValue(key) ?? given(key, from.parent));
   const node = given("node");
   const cluster = given("cluster") ?? (process.env.MOSAIC_CLUSTER || defaultClusterFile());
   return node === undefined ? { cluster } : { cluster, node };
@@ -67,9 +70,15 @@ command(
   "agent",
   "run one node agent in the foreground (`mosaic up` and the DaemonSet start these)",
   "node node-agent/src/cli/mosaic.ts agent --cluster /tmp/mosaic-local/cluster.json --node node-0 --data-dir /tmp/n0",
+  "mosaic agent --kubernetes --data-dir /var/lib/mosaic --ipc-dir /run/mosaic   # in the DaemonSet's pods",
 )
-  .requiredOption("--cluster <file>", "cluster file listing nodes, their two addresses, and volumes")
-  .requiredOption("--node <id>", "this agent's node id, as listed in the cluster file")
+  .option("--cluster <file>", "cluster file listing nodes, their two addresses, and volumes")
+  .option("--node <id>", "this agent's node id, as listed in the cluster file")
+  .option(
+    "--kubernetes",
+    "take identity (downward API, Multus network-status), members and volumes from the Kubernetes API " +
+      "instead of --cluster and --node (see operator/src/agent-daemonset.ts for the environment)",
+  )
   .requiredOption("--data-dir <dir>", "directory for this agent's chunks")
   .addOption(
     new Option("--capacity <bytes>", "bytes this agent may store (e.g. 10GiB)")
@@ -85,23 +94,41 @@ command(
       .argParser(parseSize)
       .default(16 * 2 ** 20, "16MiB"),
   )
+  .addOption(outGraceOption("a"))
+  .addOption(rebuildRateOption("this agent"))
   .action(
-    async (options: {
-      cluster: string;
-      node: string;
-      dataDir: string;
-      capacity: number;
-      ipcDir?: string;
-      scrubRate: number;
-    }) => {
-      await runAgentProcess({
-        clusterFile: options.cluster,
-        nodeId: options.node,
+    async (
+      options: {
+        cluster?: string;
+        node?: string;
+        kubernetes?: boolean;
+        dataDir: string;
+        capacity: number;
+        ipcDir?: string;
+        scrubRate: number;
+        outGrace: number;
+        rebuildRate: number;
+      },
+      cmd: Command,
+    ) => {
+      const local = {
         dataDir: options.dataDir,
         capacityBytes: options.capacity,
         scrubRateBytesPerSecond: options.scrubRate,
+        outGraceMs: options.outGrace,
+        rebuildRateBytesPerSecond: options.rebuildRate,
         ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
-      });
+      };
+      if (options.kubernetes) {
+        if (options.cluster !== undefined || options.node !== undefined)
+          cmd.error(
+            "error: --kubernetes takes the cluster and the node from the API: drop --cluster and --node",
+          );
+        return runKubernetesAgent(local);
+      }
+      if (options.cluster === undefined || options.node === undefined)
+        cmd.error("error: --cluster and --node are required (or --kubernetes)");
+      await runAgentProcess({ clusterFile: options.cluster, nodeId: options.node, ...local });
     },
   );
 
@@ -132,6 +159,8 @@ command(
       .argParser(parseSize)
       .default(8 * 2 ** 30, "8GiB"),
   )
+  .addOption(outGraceOption("a"))
+  .addOption(rebuildRateOption("each agent"))
   .option("--once", "stop the cluster after the check; exit code 0 only if it passed")
   .option("--no-check", "skip writing and verifying the check file")
   .action(
@@ -141,6 +170,8 @@ command(
       basePort: number;
       size: number;
       capacity: number;
+      outGrace: number;
+      rebuildRate: number;
       once?: boolean;
       check: boolean;
     }) => {
@@ -150,6 +181,8 @@ command(
         basePort: o.basePort,
         sizeBytes: o.size,
         capacityBytes: o.capacity,
+        outGraceMs: o.outGrace,
+        rebuildRateBytesPerSecond: o.rebuildRate,
         once: o.once === true,
         check: o.check,
       });
@@ -220,9 +253,30 @@ targeting(command("volumes", "list volumes with their redundancy and chunk size"
   .option("--json", "print the volume specs as JSON")
   .action((o: { json?: boolean }, cmd: Command) => volumes({ ...targetOf(cmd), json: o.json === true }));
 
-targeting(command("nodes", "list nodes with their two addresses and whether each answers", `${MOSAIC} nodes`))
-  .option("--json", "print nodes and channel reachability as JSON")
+const nodesCommand = targeting(
+  command(
+    "nodes",
+    "list nodes: the state the agents agree on (up, down, out), whether each channel answers, and what each is rebuilding (bytes left, rate, ETA)",
+    `${MOSAIC} nodes`,
+    `${MOSAIC} nodes in node-2`,
+  ),
+)
+  .summary("list nodes: state, channels, rebuild progress (`nodes in` takes one back in)")
+  .option("--json", "print nodes, channel reachability and rebuild progress as JSON")
   .action((o: { json?: boolean }, cmd: Command) => nodes({ ...targetOf(cmd), json: o.json === true }));
+
+nodesCommand
+  .command("in")
+  .description(
+    "take a node that is out back in: its agent runs again and may hold data (the agents bring back a node " +
+      "that was down by themselves, never one that is out); writes a map with it up to the cluster file and " +
+      "has a local cluster's agents read it",
+  )
+  .argument("<node>", "the node, e.g. node-2 (see `mosaic nodes`)")
+  .option("--cluster <file>", CLUSTER_HELP)
+  .configureOutput({ outputError: (text, write) => write(usageLine("mosaic nodes in", text)) })
+  .addHelpText("after", `\nExample:\n  $ ${MOSAIC} nodes in node-2`)
+  .action((node: string, _: unknown, cmd: Command) => nodesIn(node, targetOf(cmd)));
 
 exitQuietlyWhenStdoutCloses();
 try {

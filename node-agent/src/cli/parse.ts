@@ -1,5 +1,5 @@
-// Command-line argument parsers: sizes, bounded integers and `volume/name`
-// references. Pure; a bad value is a UsageError (exit code 2), never a
+// Command-line argument parsers: sizes, durations, bounded integers and
+// `volume/name` references. Pure; a bad value is a UsageError (exit code 2), never a
 // request that reaches the cluster.
 import { InvalidArgumentError } from "commander";
 import { validateFileName } from "../core/names.ts";
@@ -31,6 +31,29 @@ export function parseSize(text: string): number {
   const bytes = Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? "b").toLowerCase()] as number));
   if (!Number.isSafeInteger(bytes)) throw new InvalidArgumentError(`${JSON.stringify(text)} is too large`);
   return bytes;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** The longest delay Node's timers take: a longer one fires at once. */
+export const DURATION_MAX_MS = 2 ** 31 - 1;
+
+/**
+ * "500ms", "2s", "1.5m", "1h": whole milliseconds, at least 1. The unit is
+ * required: a bare "30" could mean seconds or milliseconds.
+ */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/i.exec(text.trim());
+  if (match === null && /^\d+(?:\.\d+)?$/.test(text.trim()))
+    throw new InvalidArgumentError(
+      `${JSON.stringify(text)} needs a unit (e.g. ${text.trim()}s or ${text.trim()}ms)`,
+    );
+  if (match === null)
+    throw new InvalidArgumentError(`${JSON.stringify(text)} is not a duration (e.g. 500ms, 2s, 5m, 1h)`);
+  const ms = Math.round(Number(match[1]) * (DURATION_UNITS[(match[2] as string).toLowerCase()] as number));
+  if (ms < 1) throw new InvalidArgumentError(`${JSON.stringify(text)} is shorter than 1ms`);
+  if (ms > DURATION_MAX_MS) throw new InvalidArgumentError(`${JSON.stringify(text)} is longer than 24 days`);
+  return ms;
 }
 
 /** A commander parser for an integer in [min, max]. */

@@ -6,6 +6,7 @@ import type { FileManifest } from "../core/manifest.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import type { PieceState } from "../data/file-service.ts";
 import type { RebuildProgress } from "../data/rebuild.ts";
+import { MosaicError } from "../errors.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import { replyBody, splitHeader, writeAll } from "../rpc/streams.ts";
 import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
@@ -27,6 +28,9 @@ export interface ClusterInfo {
   rebuild?: RebuildProgress;
 }
 
+/** How long a put waits for a connection before it gives up, having taken nothing from its source. */
+export const PUT_CONNECT_WAIT_MS = 5_000;
+
 export class AgentClient {
   readonly address: string;
   readonly #client: RawFilesClient;
@@ -40,29 +44,62 @@ export class AgentClient {
     ) as unknown as RawFilesClient;
   }
 
-  /** Stores a file from a stream of bytes; resolves once every piece and the manifest are durable. */
+  /**
+   * Stores a file from a stream of bytes; resolves once every piece and the
+   * manifest are durable. Nothing is taken from `source` until the agent is
+   * connected: a put that fails with MOSAIC_ERR_PEER_UNAVAILABLE before then
+   * (refused, or no connection within `connectWaitMs`) leaves the source
+   * whole for another agent.
+   */
   put(
     volume: string,
     name: string,
     source: AsyncIterable<Buffer>,
     sizeBytes?: number,
+    connectWaitMs = PUT_CONNECT_WAIT_MS,
   ): Promise<FileManifest> {
     return new Promise((resolve, reject) => {
+      let ended = false;
       const call = this.#client.put((error, reply) => {
+        ended = true;
         if (error) reject(fromServiceError(error, this.address));
         else resolve(decodeJson(reply, "put reply", (v) => (v as { manifest: FileManifest }).manifest));
       });
       const request: FileRequest =
         sizeBytes === undefined ? { op: "put", volume, name } : { op: "put", volume, name, sizeBytes };
       call.write(encodeJson(request));
-      writeAll(call, source).then(
-        () => call.end(),
-        (error) => {
-          call.cancel();
-          reject(error);
-        },
-      );
+      const fail = (error: unknown) => {
+        call.cancel();
+        reject(error);
+      };
+      this.reachable(connectWaitMs).then((connected) => {
+        if (ended) return; // refused before any data: the callback has said so
+        if (!connected) {
+          const why = `cannot connect (refused, or no answer within ${connectWaitMs} ms)`;
+          return fail(new MosaicError("MOSAIC_ERR_PEER_UNAVAILABLE", `${this.address}: ${why}`));
+        }
+        writeAll(call, source).then(() => call.end(), fail);
+      }, fail);
     });
+  }
+
+  /**
+   * Whether the agent is connected, or connects within `waitMs`. A refused
+   * connection answers at once; an address that swallows packets costs the
+   * whole wait. Never takes longer than `waitMs`.
+   */
+  async reachable(waitMs: number): Promise<boolean> {
+    const channel = this.#client.getChannel();
+    const deadline = Date.now() + waitMs;
+    let state = channel.getConnectivityState(true);
+    // Bounded: each wait ends on a state change or at the deadline.
+    while (state !== grpc.connectivityState.READY && Date.now() < deadline) {
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE) return false;
+      const from = state;
+      await new Promise<void>((resolve) => channel.watchConnectivityState(from, deadline, () => resolve()));
+      state = channel.getConnectivityState(true);
+    }
+    return state === grpc.connectivityState.READY;
   }
 
   /** The file's manifest, then its bytes as they arrive. */

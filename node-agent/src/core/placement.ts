@@ -8,6 +8,12 @@
 // the stripe, in the order the nodes went out. Because the base never changes
 // when a node leaves, only the departed node's pieces move, and never two
 // pieces of a stripe land on one node.
+//
+// With fewer live nodes than the stripe is wide, the slots no live node can
+// take stay with their departed node: readers find those pieces missing and
+// read degraded from the rest, writers refuse (below redundancy), and the
+// slots move as soon as a node joins. Refusing the placement itself would
+// make every file unreadable the moment one node too many is out.
 import { crc32c } from "@node-rs/crc32";
 import { MosaicError } from "../errors.ts";
 import type { ClusterMap, NodeEntry } from "./cluster-map.ts";
@@ -21,22 +27,22 @@ export interface StripeKey {
 
 export const MANIFEST_STRIPE = -1;
 
-/** Node ids, indexed by slot. */
+/** Node ids, indexed by slot; a slot may name an out node when too few are live (see above). */
 export function placeStripe(map: ClusterMap, key: StripeKey, width: number): string[] {
-  const live = map.nodes.filter((n) => n.state !== "out");
-  if (live.length < width) {
+  if (map.nodes.length < width) {
     throw new MosaicError(
       "MOSAIC_ERR_NOT_ENOUGH_NODES",
-      `a stripe of ${width} pieces needs ${width} nodes; the cluster map (epoch ${map.epoch}) has ${live.length}`,
+      `a stripe of ${width} pieces needs ${width} nodes; the cluster map (epoch ${map.epoch}) has ${map.nodes.length}`,
     );
   }
+  const live = map.nodes.filter((n) => n.state !== "out");
   const keyHash = crc32c(`${key.volume}\u0000${key.fileId}\u0000${key.stripe}`);
   const nodeHashes = new Map(map.nodes.map((n) => [n.id, crc32c(n.id)]));
   const score = (slot: number, node: NodeEntry) =>
     fmix32(fmix32((keyHash ^ Math.imul(slot + 1, 0x9e3779b1)) >>> 0) ^ (nodeHashes.get(node.id) as number));
 
   const chosen = new Set<string>();
-  const best = (slot: number, candidates: NodeEntry[]): NodeEntry => {
+  const best = (slot: number, candidates: NodeEntry[]): NodeEntry | undefined => {
     let top: NodeEntry | undefined;
     let topScore = -1;
     for (const node of candidates) {
@@ -47,12 +53,12 @@ export function placeStripe(map: ClusterMap, key: StripeKey, width: number): str
         topScore = s;
       }
     }
-    return top as NodeEntry;
+    return top;
   };
 
   const base: NodeEntry[] = [];
   for (let slot = 0; slot < width; slot++) {
-    const node = best(slot, map.nodes);
+    const node = best(slot, map.nodes) as NodeEntry; // map.nodes has at least `width`
     base.push(node);
     chosen.add(node.id);
   }
@@ -62,6 +68,7 @@ export function placeStripe(map: ClusterMap, key: StripeKey, width: number): str
     .sort((a, b) => (a.node.outEpoch ?? 0) - (b.node.outEpoch ?? 0) || (a.node.id < b.node.id ? -1 : 1));
   for (const { slot } of vacated) {
     const node = best(slot, live);
+    if (node === undefined) break; // every live node already holds a slot of this stripe
     base[slot] = node;
     chosen.add(node.id);
   }

@@ -23,6 +23,6 @@ export function reachableNode(ctx: Pick<DataContext, "nodeDown">, map: ClusterMa
 }
 
 /** What reading a file needs: any party that can fetch pieces can read (an agent, or a client fetching from holders itself). */
-export type ReadContext = Pick<DataContext, "self" | "map" | "log" | "stripesInFlight"> & {
+export type ReadContext = Pick<DataContext, "self" | "map" | "log" | "stripesInFlight" | "nodeDown"> & {
   pieces: Pick<PieceIO, "get">;
 };

@@ -11,7 +11,7 @@ import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
 import { MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ReadContext } from "./context.ts";
+import { type ReadContext, reachableNode } from "./context.ts";
 
 export interface ReadStats {
   degradedStripes: number;
@@ -103,14 +103,30 @@ class StripeReader {
     }
   }
 
-  /** Replicas: the local copy if there is one, else a holder that rotates with the stripe. */
+  /**
+   * Slots whose node is neither this one nor up and heard: out, down in the
+   * map, or silent to the heartbeats. Asked last, so a dead holder costs a
+   * read nothing while the others can serve it (the map may lag, so they are
+   * still asked when nothing else is left).
+   */
+  #unlikely(nodes: string[]): Set<number> {
+    const map = this.#ctx.map();
+    const slots = new Set<number>();
+    for (const [slot, node] of nodes.entries())
+      if (node !== this.#ctx.self && !reachableNode(this.#ctx, map, node)) slots.add(slot);
+    return slots;
+  }
+
+  /** Replicas: the local copy if there is one, else a holder that rotates with the stripe; unlikely holders last. */
   async #readReplica(stripe: number, nodes: string[]): Promise<Buffer[]> {
     const width = nodes.length;
     // A copy on this node costs no network; otherwise rotate over the holders.
     const local = nodes.indexOf(this.#ctx.self);
     const start = local >= 0 ? local : stripe % width;
-    for (let attempt = 0; attempt < width; attempt++) {
-      const slot = (start + attempt) % width;
+    const unlikely = this.#unlikely(nodes);
+    const rotated = Array.from({ length: width }, (_, i) => (start + i) % width);
+    const order = [...rotated.filter((s) => !unlikely.has(s)), ...rotated.filter((s) => unlikely.has(s))];
+    for (const [attempt, slot] of order.entries()) {
       try {
         const data = await this.#fetch(stripe, slot, nodes[slot] as string);
         if (attempt > 0) this.#degraded(stripe, `read replica ${slot} after ${attempt} failed`);
@@ -132,12 +148,21 @@ class StripeReader {
       );
     };
     const dataSlots = Array.from({ length: k }, (_, slot) => slot);
-    await fetchSlots(dataSlots);
+    // Data pieces on likely holders, and for each one on an unlikely holder a parity piece, at once.
+    const unlikely = this.#unlikely(nodes);
+    const paritySlots = Array.from({ length: this.#layout.redundantPieces }, (_, p) => k + p);
+    const skipped = dataSlots.filter((slot) => unlikely.has(slot));
+    const first = [
+      ...dataSlots.filter((slot) => !unlikely.has(slot)),
+      ...paritySlots.filter((slot) => !unlikely.has(slot)).slice(0, skipped.length),
+    ];
+    await fetchSlots(first);
     if (dataSlots.every((slot) => pieces[slot] !== undefined)) return pieces.slice(0, k).flat() as Buffer[];
 
     const missing = dataSlots.filter((slot) => pieces[slot] === undefined).length;
-    const paritySlots = Array.from({ length: this.#layout.redundantPieces }, (_, p) => k + p);
-    await fetchSlots(paritySlots);
+    if (pieces.filter((p) => p !== undefined).length < k) {
+      await fetchSlots([...dataSlots, ...paritySlots].filter((slot) => !first.includes(slot)));
+    }
     const present = pieces.filter((p) => p !== undefined).length;
     if (present < k) throw this.#unavailable(stripe, present, k);
     this.#degraded(stripe, `rebuilt ${missing} data piece(s) from parity`);

@@ -51,13 +51,6 @@ export interface RebuilderOptions {
   progressLogMs?: number;
   /** Pieces rebuilt at once (default 4). */
   concurrency?: number;
-  /**
-   * Wait before the first pass unless a map change comes first (default 3 s).
-   * A pass asks every peer for its manifests; peers still starting refuse the
-   * connection, and gRPC then holds the channel in reconnect backoff, failing
-   * the first client calls fast.
-   */
-  startDelayMs?: number;
   clock?: ScrubClock;
 }
 
@@ -174,7 +167,6 @@ export class Rebuilder {
   readonly #intervalMs: number;
   readonly #progressLogMs: number;
   readonly #concurrency: number;
-  readonly #startDelayMs: number;
   /** Files readers found a piece missing of: pulled first. */
   readonly #wanted = new Set<string>();
   #progress: RebuildProgress;
@@ -199,7 +191,6 @@ export class Rebuilder {
     this.#intervalMs = options.intervalMs ?? DEFAULT_REBUILD_INTERVAL_MS;
     this.#progressLogMs = options.progressLogMs ?? 5_000;
     this.#concurrency = options.concurrency ?? 4;
-    this.#startDelayMs = options.startDelayMs ?? 3_000;
     this.#progress = this.#fresh("idle", ctx.map().epoch);
     this.#progress.passes = 0;
   }
@@ -250,9 +241,8 @@ export class Rebuilder {
   // A daemon loop: bounded by stop(), not by a count. Sleeps (never spins) between passes.
   async #loop(): Promise<void> {
     let retryMs = RETRY_FIRST_MS;
-    const first = new AbortController();
-    this.#sleepAbort = first;
-    await this.#clock.sleep(this.#startDelayMs, first.signal);
+    // The first pass runs at once: peers still starting refuse it, and the
+    // client calls that follow wait out gRPC's reconnect backoff (rpc/reconnect.ts).
     while (!this.#stopped) {
       this.#again = false;
       const abort = new AbortController();
@@ -325,6 +315,8 @@ export class Rebuilder {
     const p = this.#progress;
     p.pending = work.pending + p.piecesFailed;
     p.passes++;
+    // The first settled pass under a new map is news even with nothing to move: this node has caught up.
+    const caughtUp = p.pending === 0 && this.#settledMap?.epoch !== map.epoch;
     if (p.pending === 0) this.#settledMap = map;
     const elapsedMs = Math.round(this.#clock.now() - started);
     const summary = {
@@ -337,7 +329,8 @@ export class Rebuilder {
       pending: p.pending,
       elapsedMs,
     };
-    if (piecesTotal > 0 || p.piecesDropped > 0 || p.pending > 0) this.#log.info(summary, "rebuild pass done");
+    if (piecesTotal > 0 || p.piecesDropped > 0 || p.pending > 0 || caughtUp)
+      this.#log.info(summary, "rebuild pass done");
     else this.#log.debug(summary, "rebuild pass: nothing to do");
     return p.pending;
   }

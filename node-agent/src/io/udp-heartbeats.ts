@@ -8,13 +8,18 @@
 // its arrival time, when the timer fires and before it ticks. That gives the
 // same states as handling each datagram at once (no deadline is judged
 // before the arrivals that precede it), and on a VM where every event-loop
-// turn costs tens of microseconds it halves an idle agent's CPU.
+// turn costs tens of microseconds it halves an idle agent's CPU. Channel
+// news (membership/channel-news.ts) rides the same sockets, and only its
+// arrival wakes the timer at once: it moves routes, and it is rare.
+// channelFor() reads the routes the core derives from it.
 import type { Socket } from "node:dgram";
 import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { ClusterMap, NodeEntry } from "../core/cluster-map.ts";
 import { MosaicError } from "../errors.ts";
+import type { ChannelState } from "../membership/channel-detector.ts";
+import { isNews } from "../membership/channel-news.ts";
 import type { Channel } from "../membership/heartbeat.ts";
 import { CHANNELS } from "../membership/heartbeat.ts";
 import { DATAGRAM_BYTES_MAX } from "../membership/map-message.ts";
@@ -46,6 +51,8 @@ export interface UdpHeartbeatStats {
   sent: number;
   /** Of those, map datagrams (proposals and repairs); none while all agents hold one map. */
   mapsSent: number;
+  /** Of those, channel news; none while every watched peer is healthy. */
+  newsSent: number;
   /** sendto failed: typically ENETUNREACH while the channel's NIC is down. */
   sendErrors: number;
   /** Not sent: the peer's endpoint is unknown or our socket for that channel is closed. */
@@ -100,6 +107,7 @@ export class UdpHeartbeats {
   readonly stats: UdpHeartbeatStats = {
     sent: 0,
     mapsSent: 0,
+    newsSent: 0,
     sendErrors: 0,
     skipped: 0,
     received: 0,
@@ -166,8 +174,7 @@ export class UdpHeartbeats {
   adopt(map: ClusterMap): void {
     // Arrivals stamped before now go first: the core's clock must never go back.
     const events = this.#drainInbox();
-    const adopted = this.core.adopt(map, this.#clock());
-    if (adopted !== undefined) events.push(adopted);
+    events.push(...this.core.adopt(map, this.#clock()));
     this.#arm();
     this.#emit(events);
   }
@@ -177,13 +184,19 @@ export class UdpHeartbeats {
   }
 
   /**
-   * The channel this node's traffic to `node` should take (0 = A, 1 = B), as
-   * heartbeats see it; undefined when `node` is not watched here (the ring
-   * watches only k+1 predecessors) or neither channel is usable.
+   * The channel this node's traffic to `node` should take (0 = A, 1 = B): the
+   * detector's choice for a peer watched here, the watchers' channel news for
+   * any other (MembershipCore.route); undefined when neither channel is
+   * usable or nothing is known (then connectivity decides).
    */
   channelFor(node: string): 0 | 1 | undefined {
-    const active = this.core.view(node)?.active;
-    return active === "A" || active === "B" ? INDEX[active] : undefined;
+    const route = this.core.route(node);
+    return route === undefined ? undefined : INDEX[route];
+  }
+
+  /** `node`'s `channel` as heartbeats or channel news know it (MembershipCore.channelState). */
+  channelState(node: string, channel: Channel): ChannelState | undefined {
+    return this.core.channelState(node, channel);
   }
 
   /** Closes one channel's socket: this node goes silent and deaf on it, as with a dead NIC (tests, drains). */
@@ -209,7 +222,10 @@ export class UdpHeartbeats {
       this.stats.dropped++;
       return;
     }
-    this.#inbox.push({ bytes, channel, atMs: this.#clock() });
+    const atMs = this.#clock();
+    this.#inbox.push({ bytes, channel, atMs });
+    // Not with the next heartbeat, up to an interval later (see the top).
+    if (isNews(bytes)) this.#arm(atMs);
   }
 
   /** Hands queued arrivals to the core in arrival order; stamps are ≥ the core's last call (one thread). */
@@ -231,6 +247,7 @@ export class UdpHeartbeats {
     events.push(...tick.events);
     for (const d of tick.datagrams) {
       if (d.kind === "map") this.stats.mapsSent++;
+      if (d.kind === "news") this.stats.newsSent++;
       this.#send(d.to, d.channel, d.bytes);
     }
     this.#arm();
@@ -250,10 +267,9 @@ export class UdpHeartbeats {
     });
   }
 
-  /** Sleeps until the core's next deadline; an earlier timer already armed is kept. */
-  #arm(): void {
+  /** Sleeps until the core's next deadline (or `dueMs`); an earlier timer already armed is kept. */
+  #arm(dueMs = this.core.nextDeadlineMs()): void {
     if (this.#closed) return;
-    const dueMs = this.core.nextDeadlineMs();
     if (dueMs >= this.#timerAtMs) return;
     clearTimeout(this.#timer);
     // Timers have whole-ms resolution and may fire a fraction early: at least 1 ms, so never a spin.

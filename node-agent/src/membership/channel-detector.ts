@@ -140,6 +140,11 @@ export class ChannelDetector {
     return this.#tracks.get(peer)?.[channel].lastHeardMs;
   }
 
+  /** When `peer`'s `channel` entered its current state. */
+  stateSinceMs(peer: string, channel: Channel): number | undefined {
+    return this.#tracks.get(peer)?.[channel].sinceMs;
+  }
+
   /** When this detector began watching `peer` (afresh, after any gap). */
   watchedSinceMs(peer: string): number | undefined {
     return this.#watchedSinceMs.get(peer);

@@ -18,6 +18,11 @@ export interface DetectorConfig {
   holdDownMs: number;
   /** Period at which the driver calls tick(): detection may lag a deadline by up to one tick. */
   tickMs: number;
+  /**
+   * How often a watcher repeats its channel news while a watched peer has one
+   * channel unusable (news-announcer.ts). Only then: a healthy cluster sends none.
+   */
+  newsRefreshMs: number;
 }
 
 /** Issue 4's budget: a channel is down ≤ 300 ms after its last heartbeat, a node ≤ 1 s. */
@@ -37,6 +42,7 @@ export function defaultDetectorConfig(toleratedLosses = 1): DetectorConfig {
     nodeDownAfterMs: 750,
     holdDownMs: 1_000,
     tickMs: 10,
+    newsRefreshMs: 1_000,
   });
 }
 
@@ -55,6 +61,7 @@ export function validateDetectorConfig(config: DetectorConfig): DetectorConfig {
     positiveInt(config, f, 1);
   positiveInt(config, "holdDownMs", 0);
   positiveInt(config, "tickMs", 1);
+  positiveInt(config, "newsRefreshMs", 1);
   const lossWindowMs = (config.toleratedLosses + 1) * config.heartbeatIntervalMs;
   // k losses in a row leave a gap of (k+1) intervals; that gap alone must not raise suspicion.
   if (config.suspectAfterMs <= lossWindowMs + config.tickMs)
@@ -64,7 +71,19 @@ export function validateDetectorConfig(config: DetectorConfig): DetectorConfig {
     );
   if (config.downAfterMs <= config.suspectAfterMs) throw bad("downAfterMs", "must exceed suspectAfterMs");
   if (config.nodeDownAfterMs < config.downAfterMs) throw bad("nodeDownAfterMs", "must be ≥ downAfterMs");
+  // Refreshes repeat what copies (one heartbeat interval apart) already said: never more often than those.
+  if (config.newsRefreshMs < config.heartbeatIntervalMs)
+    throw bad("newsRefreshMs", "must be ≥ heartbeatIntervalMs");
   return config;
+}
+
+/**
+ * How long a receiver keeps a watcher's channel news without a copy or
+ * refresh (news-board.ts): k refreshes may be lost in a row, and
+ * suspectAfterMs covers delay and ticking, as it does for heartbeats.
+ */
+export function newsLeaseMs(config: DetectorConfig): number {
+  return (config.toleratedLosses + 1) * config.newsRefreshMs + config.suspectAfterMs;
 }
 
 /** Timings of membership agreement (agreement.ts), on the same injected clock as detection. */

@@ -3,7 +3,7 @@
 // A heartbeat stays one small packet: fixed fields, the sender, and the
 // sender's suspicions (at most SUSPECTS_MAX watched peers it sees down).
 //
-//   header  0 u8[2] magic "MH"   2 u8 version (2)   3 u8 kind (0 heartbeat, 1 map, 2 probe)
+//   header  0 u8[2] magic "MH"   2 u8 version (2)   3 u8 kind (0 heartbeat, 1 map, 2 probe, 3 news)
 //           4 u8 channel (0 = A, 1 = B)   5 u8 sender length   6 sender (UTF-8)
 //   heartbeat body: u64 incarnation, u64 sequence, u64 sender's map epoch,
 //           u64 epoch of the operator map it grew from (the base), u8[8]
@@ -11,6 +11,7 @@
 //           (bit 0: fresh), u8 length, id (UTF-8)
 //   probe body: a heartbeat's, sent off the ring (agreement reads it, detection does not)
 //   map body: see map-message.ts
+//   news body: see channel-news.ts
 //
 // Version 1 (no digest, no suspicions) is refused and counted like garbage.
 import { MosaicError } from "../errors.ts";
@@ -50,6 +51,7 @@ export const VERSION = 2;
 export const KIND_HEARTBEAT = 0;
 export const KIND_MAP = 1;
 export const KIND_PROBE = 2;
+export const KIND_NEWS = 3;
 const MAGIC0 = 0x4d; // "M"
 const MAGIC1 = 0x48; // "H"
 export const HEADER_BYTES = 6;
@@ -231,13 +233,21 @@ export interface Header {
   sender: string;
 }
 
+/** A datagram's kind from its first bytes, without decoding it; undefined: not a membership datagram. */
+export function peekKind(bytes: Buffer): number | undefined {
+  if (bytes.length < HEADER_BYTES || bytes[0] !== MAGIC0 || bytes[1] !== MAGIC1 || bytes[2] !== VERSION)
+    return undefined;
+  return bytes[3];
+}
+
 /** Magic, version, kind, channel and sender; the reader is left at the body. */
 export function readHeader(r: Reader): Header {
   if (r.u8("magic") !== MAGIC0 || r.u8("magic") !== MAGIC1) throw bad("bad magic");
   const version = r.u8("version");
   if (version !== VERSION) throw bad(`unknown version ${version}`);
   const kind = r.u8("kind");
-  if (kind !== KIND_HEARTBEAT && kind !== KIND_MAP && kind !== KIND_PROBE) throw bad(`unknown kind ${kind}`);
+  if (kind !== KIND_HEARTBEAT && kind !== KIND_MAP && kind !== KIND_PROBE && kind !== KIND_NEWS)
+    throw bad(`unknown kind ${kind}`);
   const channel = r.u8("channel");
   if (channel !== 0 && channel !== 1) throw bad(`bad channel ${channel}`);
   return { kind, channel: channel === 0 ? "A" : "B", sender: r.text("sender") };

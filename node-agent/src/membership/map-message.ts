@@ -13,6 +13,8 @@
 //   count, per node: id, state, outEpoch as above, then its two addresses as
 //   u8 length + UTF-8), or u8 0
 import type { ClusterMap, NodeEntry, NodeState } from "../core/cluster-map.ts";
+import type { News } from "./channel-news.ts";
+import { NEWS_BYTES_MAX, readNewsBody } from "./channel-news.ts";
 import type { Channel, Heartbeat } from "./heartbeat.ts";
 import {
   bad,
@@ -20,6 +22,7 @@ import {
   checkId,
   HEARTBEAT_BYTES_MAX,
   KIND_MAP,
+  KIND_NEWS,
   KIND_PROBE,
   Reader,
   readHeader,
@@ -148,7 +151,8 @@ export function encodeMapMessage(m: MapMessage): Buffer {
 export type Datagram =
   | { kind: "heartbeat"; heartbeat: Heartbeat }
   | { kind: "probe"; heartbeat: Heartbeat }
-  | { kind: "map"; map: MapMessage };
+  | { kind: "map"; map: MapMessage }
+  | { kind: "news"; news: News };
 
 /** Decodes any membership datagram; garbage throws MOSAIC_ERR_BAD_REQUEST and nothing else. */
 export function decodeDatagram(buf: Buffer): Datagram {
@@ -156,6 +160,10 @@ export function decodeDatagram(buf: Buffer): Datagram {
   if (buf.length > DATAGRAM_BYTES_MAX) throw bad(`${buf.length} bytes is too long`);
   const r = new Reader(buf);
   const header = readHeader(r);
+  if (header.kind === KIND_NEWS) {
+    if (buf.length > NEWS_BYTES_MAX) throw bad(`${buf.length} bytes is too long for news`);
+    return { kind: "news", news: readNewsBody(r, header) };
+  }
   if (header.kind !== KIND_MAP) {
     if (buf.length > HEARTBEAT_BYTES_MAX) throw bad(`${buf.length} bytes is too long for a heartbeat`);
     const heartbeat = readHeartbeatBody(r, header);

@@ -17,9 +17,10 @@ export interface Datagram {
   bytes: Buffer;
   /**
    * Heartbeats (and the sparse off-ring probes) are the steady cost; maps are
-   * sent only while agents hold different ones.
+   * sent only while agents hold different ones, channel news only while a
+   * watched peer has one channel unusable.
    */
-  kind: "heartbeat" | "probe" | "map";
+  kind: "heartbeat" | "probe" | "map" | "news";
 }
 
 export interface MemberCoreOptions {
@@ -170,6 +171,11 @@ export class MemberCore {
 
   view(peer: string): PeerView | undefined {
     return this.#health.view(peer);
+  }
+
+  /** When `peer`'s `channel` entered its current state in this node's detector. */
+  stateSinceMs(peer: string, channel: Channel): number | undefined {
+    return this.#health.stateSinceMs(peer, channel);
   }
 
   watched(): string[] {

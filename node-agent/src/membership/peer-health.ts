@@ -132,6 +132,11 @@ export class PeerHealth {
     return this.#channels.watchedSinceMs(peer);
   }
 
+  /** When `peer`'s `channel` entered its current state. */
+  stateSinceMs(peer: string, channel: Channel): number | undefined {
+    return this.#channels.stateSinceMs(peer, channel);
+  }
+
   view(peer: string): PeerView | undefined {
     const v = this.#views.get(peer);
     if (v === undefined) return undefined;

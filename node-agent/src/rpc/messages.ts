@@ -148,3 +148,45 @@ export function validateFileRequest(value: unknown): FileRequest {
       );
   }
 }
+
+/**
+ * First message of a Peer/Forward stream. `session` names the forward across
+ * channels: a stream that broke is resumed on the other one with the same
+ * session and request, and the owner answers where the input continues.
+ */
+export interface ForwardHeader {
+  session: string;
+  request: FileRequest;
+  /** false: a new forward; true: take over the session's input where the owner says. */
+  resume: boolean;
+}
+
+/**
+ * What the owner sends on a Forward stream, one JSON message each: first
+ * `from` (the input offset the sender must continue at), then `ack`s of the
+ * input consumed so far, and last the `reply` header, after which any reply
+ * data follows raw.
+ */
+export type ForwardControl = { from: number } | { ack: number } | { reply: unknown };
+
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function validateForwardHeader(value: unknown): ForwardHeader {
+  const o = object(value, "Forward header");
+  if (typeof o.session !== "string" || !SESSION_ID.test(o.session))
+    fail(
+      "Forward header",
+      `session must be a lowercase UUID, got ${JSON.stringify(o.session)?.slice(0, 60)}`,
+    );
+  if (typeof o.resume !== "boolean") fail("Forward header", "resume must be true or false");
+  return { session: o.session, request: validateFileRequest(o.request), resume: o.resume };
+}
+
+export function validateForwardControl(value: unknown): ForwardControl {
+  const o = object(value, "Forward control message");
+  const what = "Forward control message";
+  if ("reply" in o) return { reply: o.reply };
+  if ("from" in o) return { from: integer(o, "from", what, 0, Number.MAX_SAFE_INTEGER) };
+  if ("ack" in o) return { ack: integer(o, "ack", what, 0, Number.MAX_SAFE_INTEGER) };
+  fail(what, "expected from, ack or reply");
+}

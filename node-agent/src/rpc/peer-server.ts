@@ -12,9 +12,10 @@ import type { Logger } from "../log.ts";
 import type { PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 import type { FileHandler } from "./file-handler.ts";
+import { ForwardSessions } from "./forward-sessions.ts";
 import {
   validateFileRef,
-  validateFileRequest,
+  validateForwardHeader,
   validateKeyRequest,
   validatePutPieceHeader,
   validateVersionsRequest,
@@ -30,6 +31,8 @@ export interface PeerServiceDeps {
   log: Logger;
   /** A peer asked for a piece this node does not have: the rebuild pulls that file's pieces first. */
   onMissingPiece?: (key: PieceKey) => void;
+  /** How long a forwarded write whose stream broke waits to be resumed (default FORWARD_RESUME_GRACE_MS). */
+  forwardResumeGraceMs?: number;
 }
 
 type Callback = grpc.sendUnaryData<Buffer>;
@@ -43,6 +46,11 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
     return spec;
   };
   const checkKey = (key: PieceKey): VolumeSpec => knownVolume(key.volume);
+  const forwards = new ForwardSessions({
+    handle: (request, input) => deps.files.handle(request, input, { forwarded: true }),
+    log,
+    ...(deps.forwardResumeGraceMs === undefined ? {} : { graceMs: deps.forwardResumeGraceMs }),
+  });
 
   const unary =
     (name: string, body: (request: Buffer) => Promise<unknown>) =>
@@ -141,16 +149,14 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
 
     usage: unary("Usage", async () => deps.store.usage()),
 
-    // Seed 000's forward path: another agent hands over a client's request;
-    // this agent serves it and streams the answer back (forward_response).
+    // Seed 000's forward path: another agent hands over a client's write;
+    // this agent serves it as a session that survives its stream breaking
+    // (forward-sessions.ts) and answers (forward_response).
     forward: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
       (async () => {
         const stream = await splitHeader(call, "Forward");
-        const request = decodeJson(stream.header, "Forward request", validateFileRequest);
-        const reply = await deps.files.handle(request, stream.data, { forwarded: true });
-        call.write(encodeJson(reply.header));
-        if (reply.body) await writeAll(call, reply.body);
-        call.end();
+        const header = decodeJson(stream.header, "Forward request", validateForwardHeader);
+        forwards.serve(header, call, stream.data);
       })().catch((error) => {
         log.warn({ peer: call.getPeer(), err: (error as Error).message }, "Forward refused");
         call.emit("error", toServiceError(error));

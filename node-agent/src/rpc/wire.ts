@@ -17,6 +17,8 @@ export const HEADER_MAX_BYTES = 64 * 1024;
 export const MESSAGE_MAX_BYTES = DATA_MESSAGE_BYTES + HEADER_MAX_BYTES;
 /** Receive window per stream and connection: bulk data needs more than HTTP/2's 64 KiB default. */
 export const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
+/** Longest pause between gRPC's attempts to connect to a peer that refused (or could not be reached). */
+export const MAX_RECONNECT_BACKOFF_MS = 2_000;
 
 const raw = {
   requestSerialize: (b: Buffer) => b,
@@ -61,7 +63,7 @@ export function channelOptions(): grpc.ChannelOptions {
     "grpc.use_local_subchannel_pool": 1,
     // A restarted peer is found again within seconds, not grpc's default two minutes.
     "grpc.initial_reconnect_backoff_ms": 100,
-    "grpc.max_reconnect_backoff_ms": 2000,
+    "grpc.max_reconnect_backoff_ms": MAX_RECONNECT_BACKOFF_MS,
     "grpc.keepalive_time_ms": 10_000,
     "grpc.keepalive_timeout_ms": 5_000,
   };
@@ -71,6 +73,11 @@ export function serverOptions(): grpc.ServerOptions {
   return {
     "grpc.max_receive_message_length": MESSAGE_MAX_BYTES,
     "grpc.max_send_message_length": MESSAGE_MAX_BYTES,
+    // A caller behind a dead NIC sends nothing, not even a reset: pings find
+    // its connection dead, so its calls end (a forward's session starts its
+    // resume grace) instead of hanging for TCP's 15 minutes.
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 5_000,
   };
 }
 
@@ -143,6 +150,22 @@ export function fromServiceError(error: unknown, peer: string): MosaicError {
     mapped ?? "MOSAIC_ERR_INTERNAL",
     `${peer}: ${tidyTransportDetails(e.details || e.message || String(error))}`,
     { cause: error },
+  );
+}
+
+/**
+ * Whether a call failed on its way (connection refused, reset or cut,
+ * cancelled, out of time) rather than by the other side's verdict, which
+ * always carries a mosaic-code.
+ */
+export function isTransportFailure(error: unknown): boolean {
+  if (error instanceof MosaicError || typeof error !== "object" || error === null) return false;
+  const e = error as Partial<grpc.ServiceError>;
+  if ((e.metadata?.get(CODE_KEY).length ?? 0) > 0) return false;
+  return (
+    e.code === grpc.status.UNAVAILABLE ||
+    e.code === grpc.status.CANCELLED ||
+    e.code === grpc.status.DEADLINE_EXCEEDED
   );
 }
 

@@ -3,15 +3,25 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { failoverArgs } from "../../src/cli/failover-options.ts";
 import { describeFailure, oneLine } from "../../src/cli/failure.ts";
 import { table } from "../../src/cli/format.ts";
 import { fileHealth, piecesByNode } from "../../src/cli/health.ts";
 import { localVolumes, planLocalCluster } from "../../src/cli/local-plan.ts";
 import { mediaBytes, StreamVerifier } from "../../src/cli/media-stream.ts";
-import { parseFileRef, parseSize, UsageError } from "../../src/cli/parse.ts";
+import {
+  clusterStatus,
+  describeEpochs,
+  describeRebuild,
+  type NodeStatus,
+} from "../../src/cli/node-status.ts";
+import { parseDuration, parseFileRef, parseSize, UsageError } from "../../src/cli/parse.ts";
+import type { ClusterInfo } from "../../src/client/agent-client.ts";
+import type { ClusterMap } from "../../src/core/cluster-map.ts";
 import type { FileManifest } from "../../src/core/manifest.ts";
 import { layoutOf } from "../../src/core/volume.ts";
 import type { PieceState } from "../../src/data/file-service.ts";
+import type { RebuildProgress } from "../../src/data/rebuild.ts";
 import { MosaicError } from "../../src/errors.ts";
 
 describe("arguments", () => {
@@ -21,6 +31,25 @@ describe("arguments", () => {
     assert.equal(parseSize("8mb"), 8e6);
     assert.equal(parseSize("1000"), 1000);
     assert.throws(() => parseSize("lots"), /is not a size/);
+  });
+
+  test("durations need a unit, are whole milliseconds from 1 ms, and fit a timer", () => {
+    assert.equal(parseDuration("500ms"), 500);
+    assert.equal(parseDuration("2s"), 2_000);
+    assert.equal(parseDuration("1.5 m"), 90_000);
+    assert.equal(parseDuration("5M"), 300_000);
+    assert.equal(parseDuration("1h"), 3_600_000);
+    assert.throws(() => parseDuration("30"), /"30" needs a unit \(e\.g\. 30s or 30ms\)/);
+    assert.throws(() => parseDuration("soon"), /"soon" is not a duration \(e\.g\. 500ms, 2s, 5m, 1h\)/);
+    assert.throws(() => parseDuration("-2s"), /is not a duration/);
+    assert.throws(() => parseDuration("0s"), /"0s" is shorter than 1ms/);
+    assert.throws(() => parseDuration("0.4ms"), /shorter than 1ms/);
+    assert.throws(() => parseDuration("600h"), /"600h" is longer than 24 days/);
+    // Handed to an agent as it was parsed, it parses back to the same value.
+    const args = failoverArgs({ outGraceMs: 1_500, rebuildRateBytesPerSecond: 3 * 2 ** 20 });
+    assert.deepEqual(args, ["--out-grace", "1500ms", "--rebuild-rate", String(3 * 2 ** 20)]);
+    assert.equal(parseDuration(args[1] as string), 1_500);
+    assert.equal(parseSize(args[3] as string), 3 * 2 ** 20);
   });
 
   test("<volume>/<name> splits at the first slash; names are checked before any request", () => {
@@ -178,6 +207,117 @@ describe("error lines", () => {
         ],
       ),
       ["name      size", "a        1 KiB", "bb    12.5 MiB"],
+    );
+  });
+});
+
+describe("node status", () => {
+  const node = (id: string, state: "up" | "down" | "out" = "up") => ({
+    id,
+    addresses: [`127.0.0.1:${id.length}`, `127.0.0.2:${id.length}`] as [string, string],
+    state,
+  });
+  const file: ClusterMap = { epoch: 1, nodes: [node("a"), node("b"), node("c")] };
+  const info = (self: string, map: ClusterMap, rebuild?: RebuildProgress): ClusterInfo =>
+    rebuild === undefined ? { node: self, map, volumes: [] } : { node: self, map, volumes: [], rebuild };
+  const progress = (p: Partial<RebuildProgress>): RebuildProgress => ({
+    state: "idle",
+    epoch: 3,
+    piecesTotal: 0,
+    piecesDone: 0,
+    piecesFailed: 0,
+    bytesTotal: 0,
+    bytesDone: 0,
+    bytesLeft: 0,
+    rateBytesPerSecond: 0,
+    etaSeconds: null,
+    limitBytesPerSecond: 2 ** 20,
+    piecesDropped: 0,
+    pending: 0,
+    passes: 1,
+    ...p,
+  });
+
+  test("states come from the newest map an agent holds, not the cluster file", () => {
+    const agreed: ClusterMap = { epoch: 3, nodes: [node("a"), node("b"), node("c", "out")] };
+    const older: ClusterMap = { epoch: 2, nodes: [node("a"), node("b"), node("c", "down")] };
+    const status = clusterStatus(file, [
+      [
+        { address: "a1", info: info("a", agreed) },
+        { address: "a2", error: "refused" },
+      ],
+      [
+        { address: "b1", info: info("b", older) },
+        { address: "b2", info: info("b", older) },
+      ],
+      [
+        { address: "c1", error: "deadline" },
+        { address: "c2", error: "deadline" },
+      ],
+    ]);
+    assert.equal(status.map.epoch, 3);
+    assert.deepEqual(
+      status.nodes.map((n) => [n.id, n.state, n.epoch, n.channels.map((c) => c.answers)]),
+      [
+        ["a", "up", 3, [true, false]],
+        ["b", "up", 2, [true, true]],
+        ["c", "out", undefined, [false, false]],
+      ],
+    );
+    assert.equal(status.nodes[0]?.channels[1]?.error, "refused");
+    assert.equal(describeEpochs(status.nodes), "map epochs 2 to 3");
+    const none = clusterStatus(file, [[{ address: "a1", error: "refused" }], [], []]);
+    assert.equal(none.map.epoch, 1, "with no agent answering, the file's map");
+    assert.equal(describeEpochs(none.nodes), undefined);
+  });
+
+  test("the rebuild cell: quiet when idle, bytes left, rate and ETA while rebuilding", () => {
+    const answering = (rebuild?: RebuildProgress): NodeStatus =>
+      rebuild === undefined
+        ? { id: "a", state: "up", channels: [], epoch: 3 }
+        : { id: "a", state: "up", channels: [], epoch: 3, rebuild };
+    assert.equal(describeRebuild({ id: "a", state: "out", channels: [] }), "", "not answering: nothing");
+    assert.equal(describeRebuild(answering()), "off");
+    assert.equal(describeRebuild(answering(progress({}))), "");
+    assert.equal(describeRebuild(answering(progress({ pending: 2 }))), "2 waiting on other nodes");
+    assert.equal(describeRebuild(answering(progress({ state: "planning" }))), "planning");
+    const MiB = 2 ** 20;
+    assert.equal(
+      describeRebuild(answering(progress({ state: "rebuilding", bytesTotal: 8 * MiB, bytesLeft: 8 * MiB }))),
+      "8 MiB left of 8 MiB, rate not yet measured",
+    );
+    const manifestOnly = progress({
+      state: "rebuilding",
+      piecesTotal: 5,
+      piecesDone: 1,
+      bytesTotal: 4 * MiB + 300,
+      bytesDone: 300,
+      bytesLeft: 4 * MiB,
+      rateBytesPerSecond: 80,
+      etaSeconds: 52_429,
+    });
+    assert.equal(
+      describeRebuild(answering(manifestOnly)),
+      "4 MiB left of 4.00 MiB, rate not yet measured",
+      "a rate over less than an average piece is not shown",
+    );
+    assert.equal(
+      describeRebuild(
+        answering(
+          progress({
+            state: "rebuilding",
+            piecesTotal: 8,
+            piecesDone: 2,
+            bytesDone: 2 * MiB,
+            bytesTotal: 8 * MiB,
+            bytesLeft: 6 * MiB,
+            rateBytesPerSecond: MiB,
+            etaSeconds: 6,
+            piecesFailed: 1,
+          }),
+        ),
+      ),
+      "6 MiB left of 8 MiB at 1 MiB/s, ETA 6.00 s, 1 piece failed",
     );
   });
 });

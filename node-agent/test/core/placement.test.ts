@@ -89,10 +89,25 @@ describe("placement", () => {
     }
   });
 
-  test("refuses a stripe wider than the live nodes", () => {
+  test("with too few live nodes, a slot no live node can take stays with its departed node", () => {
     const map = withNodeOut(mapOf(3), "node-1");
+    for (let s = 0; s < STRIPES; s++) {
+      const before = placeStripe(mapOf(3), key(s), 3);
+      const after = placeStripe(map, key(s), 3);
+      assert.deepEqual(after, before, `stripe ${s}: nothing can move, so nothing does`);
+    }
+    // Four nodes, two out: a 3-wide stripe keeps one slot on a departed node, the rest on live ones.
+    const four = withNodeOut(withNodeOut(mapOf(4), "node-0"), "node-3");
+    for (let s = 0; s < STRIPES; s++) {
+      const slots = placeStripe(four, key(s), 3);
+      assert.equal(new Set(slots).size, 3, `stripe ${s}: distinct nodes`);
+      assert.ok(slots.includes("node-1") && slots.includes("node-2"), `stripe ${s}: both live nodes used`);
+    }
+  });
+
+  test("refuses a stripe wider than the whole map", () => {
     assert.throws(
-      () => placeStripe(map, key(0), 3),
+      () => placeStripe(mapOf(2), key(0), 3),
       (e) => isMosaicError(e, "MOSAIC_ERR_NOT_ENOUGH_NODES") && /needs 3 nodes.*has 2/.test(e.message),
     );
   });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 
 export const NETNS_PREFIX = "mosaic-hb-";
@@ -135,16 +136,37 @@ export class NetnsLab {
     await ip("-n", (this.nodes[node] as LabNode).ns, "link", "set", `eth${channel}`, up ? "up" : "down");
   }
 
+  /** Cuts a node off from every other (both NICs down), or joins it again; its processes keep running. */
+  async partition(node: number, cut: boolean): Promise<void> {
+    await this.setLink(node, "A", !cut);
+    await this.setLink(node, "B", !cut);
+  }
+
   /** Deletes every namespace of this lab (their veths and bridges go with them); safe to call twice. */
   async destroy(): Promise<void> {
     const existing = new Set(await ourNamespaces());
     for (const ns of [...this.nodes.map((n) => n.ns), this.bridgeNs])
       if (existing.has(ns)) await ip("netns", "del", ns).catch(() => undefined);
   }
+
+  /** Fails if a namespace of this lab, or one of its veths in the root namespace, is still there. */
+  async assertGone(): Promise<void> {
+    assert.deepEqual(
+      (await ourNamespaces()).filter((ns) => ns.startsWith(this.base)),
+      [],
+      "namespaces left behind",
+    );
+    const veths = await ip("-o", "link", "show", "type", "veth");
+    assert.ok(!/\bv[AB]\d+@|\beth[AB]@/.test(veths), `veths left in the root namespace: ${veths}`);
+  }
 }
 
-/** A heartbeat fixture process (test/netns/heartbeat-node.ts), optionally inside a namespace. */
-export class HeartbeatProcess {
+/**
+ * A fixture script run as a child process, optionally inside a namespace: one
+ * JSON argument in, JSON lines out (each with `kind` and `node`), commands as
+ * lines on stdin.
+ */
+export class JsonLinesProcess {
   readonly node: string;
   readonly lines: Line[] = [];
   readonly exited: Promise<number | null>;
@@ -153,12 +175,9 @@ export class HeartbeatProcess {
   #stderr = "";
   #exitCode: number | null | undefined;
 
-  constructor(
-    args: { self: string; members: { id: string; addresses: [string, string] }[]; outGraceMs?: number },
-    netns?: string,
-  ) {
-    this.node = args.self;
-    const command = [process.execPath, FIXTURE, JSON.stringify(args)];
+  constructor(script: string, node: string, args: unknown, netns?: string) {
+    this.node = node;
+    const command = [process.execPath, script, JSON.stringify(args)];
     // `ip netns exec` execs the command itself, so the child's pid is node's: kill -9 hits the node.
     const [file, ...rest] = netns === undefined ? command : ["ip", "netns", "exec", netns, ...command];
     this.#child = spawn(file as string, rest, { stdio: ["pipe", "pipe", "pipe"] });
@@ -209,13 +228,6 @@ export class HeartbeatProcess {
     });
   }
 
-  /** The answer to a stdin command ("cpu", "view"). */
-  async ask(kind: "cpu" | "view", timeoutMs = 2_000): Promise<Line> {
-    const seen = this.lines.length;
-    this.command(kind);
-    return this.until((l) => l.kind === kind && this.lines.indexOf(l) >= seen, timeoutMs, `${kind} answer`);
-  }
-
   /** SIGKILL, by this child's pid only; resolves once it has exited. */
   async kill9(): Promise<void> {
     if (this.#exitCode === undefined) this.#child.kill("SIGKILL");
@@ -228,6 +240,23 @@ export class HeartbeatProcess {
       if (w.match(line)) w.resolve(line);
       else this.#waiters.push(w);
     }
+  }
+}
+
+/** A heartbeat fixture process (test/netns/heartbeat-node.ts), optionally inside a namespace. */
+export class HeartbeatProcess extends JsonLinesProcess {
+  constructor(
+    args: { self: string; members: { id: string; addresses: [string, string] }[]; outGraceMs?: number },
+    netns?: string,
+  ) {
+    super(FIXTURE, args.self, args, netns);
+  }
+
+  /** The answer to a stdin command ("cpu", "view"). */
+  async ask(kind: "cpu" | "view", timeoutMs = 2_000): Promise<Line> {
+    const seen = this.lines.length;
+    this.command(kind);
+    return this.until((l) => l.kind === kind && this.lines.indexOf(l) >= seen, timeoutMs, `${kind} answer`);
   }
 }
 
@@ -269,15 +298,48 @@ export class HeartbeatLab {
     return this.procs[i] as HeartbeatProcess;
   }
 
+  /**
+   * Waits until every process sees every peer it watches up on both channels,
+   * traffic on A: a process that started late looked silent to the others at
+   * first. Returns each process's line count then: what came after is the test's.
+   */
+  async settled(timeoutMs = 10_000): Promise<number[]> {
+    const healthy = JSON.stringify({ channels: { A: "up", B: "up" }, state: "up", active: "A" });
+    const deadline = Date.now() + timeoutMs;
+    for (let polls = 0; polls < timeoutMs / 50; polls++) {
+      const views = await Promise.all(this.procs.map((p) => p.ask("view")));
+      const peers = views.flatMap((v) => Object.values(v.views as Record<string, unknown>));
+      if (peers.every((view) => JSON.stringify(view) === healthy))
+        return this.procs.map((p) => p.lines.length);
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`heartbeat processes not all up on both channels within ${timeoutMs} ms`);
+  }
+
   async destroy(): Promise<void> {
     for (const p of this.procs) await p.kill9();
     await this.lab.destroy();
-    assert.deepEqual(
-      (await ourNamespaces()).filter((ns) => ns.startsWith(this.lab.base)),
-      [],
-      "namespaces left behind",
-    );
-    const veths = await ip("-o", "link", "show", "type", "veth");
-    assert.ok(!/\bv[AB]\d+@|\beth[AB]@/.test(veths), `veths left in the root namespace: ${veths}`);
+    await this.lab.assertGone();
   }
+}
+
+/**
+ * A suite's HeartbeatLab: started before its tests, destroyed after them.
+ * `skip` says why namespaces cannot be used here (then nothing starts).
+ */
+export function heartbeatLabForSuite(
+  n: number,
+  port: number,
+  extra: { outGraceMs?: number } = {},
+): { skip?: string; heartbeats?: HeartbeatLab } {
+  const suite: { skip?: string; heartbeats?: HeartbeatLab } = {};
+  before(async () => {
+    suite.skip = await netnsUnavailable();
+    if (suite.skip === undefined) suite.heartbeats = await HeartbeatLab.start(n, port, extra);
+  });
+  after(async () => {
+    await suite.heartbeats?.destroy();
+  });
+  return suite;
 }

@@ -19,6 +19,7 @@ import { type ClusterFile, writeClusterFile } from "../../src/config.ts";
 import type { NodeEntry } from "../../src/core/cluster-map.ts";
 import type { VolumeSpec } from "../../src/core/volume.ts";
 import { NODE_FLAGS } from "../../src/node-flags.ts";
+import { JsonLinesProcess, NetnsLab, removeLeftovers } from "./netns.ts";
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -53,6 +54,18 @@ export interface ProcessClusterOptions {
   startTimeoutMs?: number;
   /** Extra environment for the agents (MOSAIC_LOG_LEVEL, …). */
   env?: Record<string, string>;
+  /** Extra `mosaic agent` arguments for every agent (e.g. ["--out-grace", "2s"]). */
+  agentArgs?: string[];
+  /**
+   * Run each agent in its own network namespace (NetnsLab, root only):
+   * channel A on its ethA (198.18.0.x), B on its ethB (198.19.0.x), so
+   * `setLink` is a real NIC failure and `partition` a real network split.
+   * The test process cannot reach the agents then: clients run inside a
+   * node's namespace (`inNode`).
+   */
+  netns?: boolean;
+  /** Where the agents' directories go (default: the temp directory); /dev/shm keeps the disk out of a benchmark. */
+  parentDir?: string;
 }
 
 /** One parsed log line. `raw` is the line as written (JSON.parse keeps only the last of duplicate keys). */
@@ -70,9 +83,12 @@ interface Running {
   exit: ExitInfo | undefined;
 }
 
-type ResolvedOptions = Required<Omit<ProcessClusterOptions, "clusterFor" | "env">> & {
+type ResolvedOptions = Required<Omit<ProcessClusterOptions, "clusterFor" | "env" | "netns" | "parentDir">> & {
   env: Record<string, string>;
 };
+
+/** Every agent in a namespace listens on this port: each namespace has its own ports. */
+const NETNS_AGENT_PORT = 7400;
 
 const PINO_WARN = 40;
 
@@ -87,6 +103,11 @@ export class ProcessCluster {
   readonly #clusterFiles: string[] = [];
   readonly #running: (Running | undefined)[] = [];
   readonly #clients = new Map<string, AgentClient>();
+  readonly #fixtures: JsonLinesProcess[] = [];
+  /** Agent i's log line count when it was last spawned: its lines from this run start there. */
+  readonly #runStartLine: number[] = [];
+  /** The namespaces the agents run in, with the `netns` option. */
+  readonly lab: NetnsLab | undefined;
   #stopped = false;
   readonly #onExit = () => {
     for (const r of this.#running) {
@@ -98,8 +119,9 @@ export class ProcessCluster {
     }
   };
 
-  private constructor(root: string, cluster: ClusterFile, options: ResolvedOptions) {
+  private constructor(root: string, cluster: ClusterFile, options: ResolvedOptions, lab?: NetnsLab) {
     this.root = root;
+    this.lab = lab;
     this.cluster = cluster;
     this.size = cluster.nodes.length;
     this.#options = options;
@@ -114,19 +136,29 @@ export class ProcessCluster {
       capacityBytes: options.capacityBytes ?? 2 ** 40,
       startTimeoutMs: options.startTimeoutMs ?? 20_000,
       env: options.env ?? {},
+      agentArgs: options.agentArgs ?? [],
     };
     for (let attempt = 1; ; attempt++) {
-      const root = await mkdtemp(join(tmpdir(), "mosaic-proc-"));
+      const root = await mkdtemp(join(options.parentDir ?? tmpdir(), "mosaic-proc-"));
+      let lab: NetnsLab | undefined;
+      if (options.netns === true) {
+        await removeLeftovers();
+        lab = await NetnsLab.create(resolved.nodes);
+      }
       const nodes: NodeEntry[] = [];
       for (let i = 0; i < resolved.nodes; i++) {
+        const hosts = lab?.nodes[i]?.hosts;
         nodes.push({
           id: nodeId(i),
-          addresses: [`127.0.0.1:${await freePort("127.0.0.1")}`, `127.0.0.2:${await freePort("127.0.0.2")}`],
+          addresses:
+            hosts === undefined
+              ? [`127.0.0.1:${await freePort("127.0.0.1")}`, `127.0.0.2:${await freePort("127.0.0.2")}`]
+              : [`${hosts[0]}:${NETNS_AGENT_PORT}`, `${hosts[1]}:${NETNS_AGENT_PORT}`],
           state: "up",
         });
       }
       const cluster: ClusterFile = { epoch: 1, nodes, volumes: resolved.volumes };
-      const pc = new ProcessCluster(root, cluster, resolved);
+      const pc = new ProcessCluster(root, cluster, resolved, lab);
       try {
         await pc.#writeClusterFiles(options.clusterFor);
         for (let i = 0; i < pc.size; i++) pc.#spawn(i);
@@ -147,6 +179,28 @@ export class ProcessCluster {
   /** host:port of agent i's channel A (0) or B (1), as the shared cluster file lists it. */
   address(i: number, channel: 0 | 1 = 0): string {
     return (this.cluster.nodes[i] as NodeEntry).addresses[channel];
+  }
+
+  /** Takes agent i's NIC for `channel` down or up (netns option only). */
+  setLink(i: number, channel: "A" | "B", up: boolean): Promise<void> {
+    return this.#lab().setLink(i, channel, up);
+  }
+
+  /** Cuts agent i's node off from the others (both NICs down), or joins it again (netns option only). */
+  partition(i: number, cut: boolean): Promise<void> {
+    return this.#lab().partition(i, cut);
+  }
+
+  /** Runs a JSON-lines fixture script on agent i's node: inside its namespace with the netns option. */
+  inNode(i: number, script: string, args: unknown): JsonLinesProcess {
+    const proc = new JsonLinesProcess(script, nodeId(i), args, this.lab?.nodes[i]?.ns);
+    this.#fixtures.push(proc);
+    return proc;
+  }
+
+  #lab(): NetnsLab {
+    if (this.lab === undefined) throw new Error("start the cluster with { netns: true } for network faults");
+    return this.lab;
   }
 
   /** A client of agent i (cached; closed by stop, and by restart of that agent). */
@@ -236,6 +290,16 @@ export class ProcessCluster {
     }
   }
 
+  /** The first line agent i logged at or after wall-clock `fromMs` that matches (see waitForLog). */
+  waitForLogSince(
+    i: number,
+    fromMs: number,
+    match: (line: LogLine) => boolean,
+    timeoutMs = 5_000,
+  ): Promise<LogLine> {
+    return this.waitForLog(i, (l) => (l.time as number) >= fromMs && match(l), timeoutMs);
+  }
+
   logTail(i: number, lines = 20): string {
     return this.log(i)
       .slice(-lines)
@@ -294,7 +358,12 @@ export class ProcessCluster {
     this.#stopped = true;
     for (const client of this.#clients.values()) client.close();
     this.#clients.clear();
+    await Promise.all(this.#fixtures.map((f) => f.kill9()));
     await Promise.all(this.#running.map((_, i) => this.stopNode(i, graceMs)));
+    if (this.lab !== undefined) {
+      await this.lab.destroy();
+      await this.lab.assertGone();
+    }
     process.off("exit", this.#onExit);
     if (process.env.MOSAIC_KEEP_TEST_DIRS === "1") process.stderr.write(`kept ${this.root}\n`);
     else await rm(this.root, { recursive: true, force: true });
@@ -316,6 +385,7 @@ export class ProcessCluster {
   }
 
   #spawn(i: number): void {
+    this.#runStartLine[i] = this.log(i).length;
     const fd = openSync(this.logPath(i), "a");
     let child: ChildProcess;
     try {
@@ -326,9 +396,14 @@ export class ProcessCluster {
           env[key] = value;
       }
       Object.assign(env, { MOSAIC_LOG_PRETTY: "0", MOSAIC_LOG_LEVEL: "info" }, this.#options.env);
+      const ns = this.lab?.nodes[i]?.ns;
+      // `ip netns exec` execs node itself, so the pid we hold (and kill -9) is the agent's.
+      const [file, ...prefix] =
+        ns === undefined ? [process.execPath] : ["ip", "netns", "exec", ns, process.execPath];
       child = spawn(
-        process.execPath,
+        file as string,
         [
+          ...prefix,
           ...NODE_FLAGS,
           CLI,
           "agent",
@@ -343,6 +418,7 @@ export class ProcessCluster {
           // Off: a background scrub would repair bytes a test corrupts on purpose.
           "--scrub-rate",
           "0",
+          ...this.#options.agentArgs,
         ],
         { stdio: ["ignore", fd, fd], env },
       );
@@ -373,6 +449,18 @@ export class ProcessCluster {
         throw new Error(
           `${nodeId(i)} exited while starting (code ${r.exit.code}, signal ${r.exit.signal}):\n${this.logTail(i)}`,
         );
+      }
+      if (this.lab !== undefined) {
+        // Out of the test's reach: the server is bound once the agent says it started.
+        if (
+          this.log(i)
+            .slice(this.#runStartLine[i])
+            .some((l) => l.msg === "agent started")
+        )
+          return;
+        if (Date.now() > deadline) throw new Error(`${nodeId(i)} did not start:\n${this.logTail(i)}`);
+        await sleep(100);
+        continue;
       }
       // A fresh client per attempt: a cached one would sit out grpc's reconnect backoff.
       const client = new AgentClient(this.address(i));

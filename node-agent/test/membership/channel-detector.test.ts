@@ -112,5 +112,11 @@ describe("channel detector", () => {
     assert.throws(bad({ nodeDownAfterMs: 200 }), badRequest);
     assert.throws(bad({ heartbeatIntervalMs: 0 }), badRequest);
     assert.throws(bad({ holdDownMs: 1.5 }), badRequest);
+    assert.throws(bad({ newsRefreshMs: 0 }), badRequest);
+    assert.throws(
+      bad({ newsRefreshMs: config.heartbeatIntervalMs - 1 }),
+      badRequest,
+      "refreshed more often than heartbeats go",
+    );
   });
 });

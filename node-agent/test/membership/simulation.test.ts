@@ -1,5 +1,6 @@
-// Seeded fault schedules against the real membership cores: detection and
-// map agreement. The seeds differ on every run (a VOPR finds new bugs that
+// Seeded fault schedules against the real membership cores: detection, map
+// agreement and channel news (every node, watcher or not, routes a peer off
+// its dead NIC within the budget, and back once it returns). The seeds differ on every run (a VOPR finds new bugs that
 // way); MOSAIC_SIM_SEED=<n> fixes the first one, and a failure names the seed
 // that replays it.
 import assert from "node:assert/strict";
@@ -30,6 +31,8 @@ describe("deterministic simulation", () => {
     const everywhereMs: number[] = [];
     const outAfterGraceMs: number[] = [];
     const convergeMs: number[] = [];
+    const newsMoveMs: number[] = [];
+    const newsBackMs: number[] = [];
     for (let seed = fromSeed; seed < fromSeed + SEEDS; seed++) {
       const r = runSeed(seed);
       if (r.violations.length > 0) assert.fail(`${r.violations.join("\n")}\n${reproduceLine(seed)}`);
@@ -50,6 +53,8 @@ describe("deterministic simulation", () => {
         }
       }
       convergeMs.push(...r.convergeMs);
+      newsMoveMs.push(...r.newsMoveMs);
+      newsBackMs.push(...r.newsBackMs);
       assert.equal(r.network.overflowed, 0, reproduceLine(seed));
     }
     t.diagnostic(JSON.stringify(totals));
@@ -58,7 +63,12 @@ describe("deterministic simulation", () => {
         `in every live node's map after max ${max(everywhereMs)} ms; out at grace + max ${max(outAfterGraceMs)} ms ` +
         `(${outAfterGraceMs.length}); maps converged after the last fault healed: median ${median(convergeMs)} ms, max ${max(convergeMs)} ms`,
     );
-    // The schedules must really exercise detection and agreement, or passing means nothing.
+    t.diagnostic(
+      `NIC down → every non-watcher on the other channel (${newsMoveMs.length} judged): median ${median(newsMoveMs)} ms, ` +
+        `max ${max(newsMoveMs)} ms; NIC up → none avoiding it: median ${median(newsBackMs)} ms (${newsBackMs.length})`,
+    );
+    // The schedules must really exercise detection, agreement and news, or passing means nothing.
+    assert.ok(newsMoveMs.length > SEEDS / 10 && newsBackMs.length > SEEDS / 10);
     assert.ok(totals.channelDowns > SEEDS && totals.nodeDowns > SEEDS / 10, JSON.stringify(totals));
     assert.ok(totals.proposals > SEEDS / 2 && downMs.length > SEEDS / 10 && totals.outs > SEEDS / 100);
   });
@@ -68,8 +78,26 @@ describe("deterministic simulation", () => {
       const a = runSeed(seed);
       const b = runSeed(seed);
       assert.deepEqual(
-        [a.network, a.channelDetectMs, a.nodeDetectMs, a.crashes, a.convergeMs, a.proposals, a.violations],
-        [b.network, b.channelDetectMs, b.nodeDetectMs, b.crashes, b.convergeMs, b.proposals, b.violations],
+        [
+          a.network,
+          a.channelDetectMs,
+          a.nodeDetectMs,
+          a.crashes,
+          a.convergeMs,
+          a.proposals,
+          a.newsMoveMs,
+          a.violations,
+        ],
+        [
+          b.network,
+          b.channelDetectMs,
+          b.nodeDetectMs,
+          b.crashes,
+          b.convergeMs,
+          b.proposals,
+          b.newsMoveMs,
+          b.violations,
+        ],
       );
     }
   });

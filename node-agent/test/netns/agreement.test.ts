@@ -5,10 +5,10 @@
 // node failure: every survivor's map marks it down (two watchers confirm)
 // within about a second, all at one epoch, then out after the grace.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { NODE_DOWN_BUDGET_MS } from "../../src/membership/config.ts";
 import type { Line } from "../helpers/netns.ts";
-import { HeartbeatLab, type HeartbeatProcess, type NetnsLab, netnsUnavailable } from "../helpers/netns.ts";
+import { type HeartbeatLab, type HeartbeatProcess, heartbeatLabForSuite } from "../helpers/netns.ts";
 
 const PORT = 7_947;
 const NODES = 4;
@@ -22,42 +22,34 @@ const isMap = (l: Line) => l.kind === "map";
 const stateIn = (l: Line, id: string) => (l.states as Record<string, string>)[id];
 
 describe("membership agreement in network namespaces", { timeout: 60_000 }, () => {
-  let skip: string | undefined;
-  let lab: NetnsLab | undefined;
-  let procs: HeartbeatProcess[] = [];
-  let heartbeats: HeartbeatLab | undefined;
+  const suite = heartbeatLabForSuite(NODES, PORT, { outGraceMs: OUT_GRACE_MS });
+  const lab = () => suite.heartbeats?.lab;
+  const procs = () => suite.heartbeats?.procs ?? [];
 
-  before(async () => {
-    skip = await netnsUnavailable();
-    if (skip !== undefined) return;
-    heartbeats = await HeartbeatLab.start(NODES, PORT, { outGraceMs: OUT_GRACE_MS });
-    lab = heartbeats.lab;
-    procs = heartbeats.procs;
-  });
-
-  after(async () => {
-    await heartbeats?.destroy();
-  });
-
-  const proc = (i: number) => procs[i] as HeartbeatProcess;
-  const survivors = () => procs.filter((_, i) => i !== KILLED);
+  const proc = (i: number) => procs()[i] as HeartbeatProcess;
+  const survivors = () => procs().filter((_, i) => i !== KILLED);
+  /** Each process's line count once all were up: a late starter's first silence is not this test's. */
+  let settledAt: number[] = [];
+  const since = (p: HeartbeatProcess) => p.lines.slice(settledAt[procs().indexOf(p)] ?? 0);
+  const fresh = (p: HeartbeatProcess, match: (l: Line) => boolean) => (l: Line) =>
+    p.lines.indexOf(l) >= (settledAt[procs().indexOf(p)] ?? 0) && match(l);
 
   test("a NIC down for longer than node detection takes never changes the map", async (t) => {
-    if (skip !== undefined) return t.skip(skip);
-    await new Promise((r) => setTimeout(r, 500));
-    await lab?.setLink(NIC_CUT, "B", false);
+    if (suite.skip !== undefined) return t.skip(suite.skip);
+    settledAt = await (suite.heartbeats as HeartbeatLab).settled();
+    await lab()?.setLink(NIC_CUT, "B", false);
     // Twice the node-down budget: a node failure would have been confirmed by now.
     await new Promise((r) => setTimeout(r, 2 * NODE_DOWN_BUDGET_MS));
-    await lab?.setLink(NIC_CUT, "B", true);
+    await lab()?.setLink(NIC_CUT, "B", true);
     await new Promise((r) => setTimeout(r, 300));
-    for (const p of procs) {
-      assert.ok(!p.lines.some(isMap), `${p.node} changed the map during a NIC failure`);
-      assert.ok(!p.lines.some((l) => l.kind === "peer"), `${p.node} suspected a node during a NIC failure`);
+    for (const p of procs()) {
+      assert.ok(!since(p).some(isMap), `${p.node} changed the map during a NIC failure`);
+      assert.ok(!since(p).some((l) => l.kind === "peer"), `${p.node} suspected a node during a NIC failure`);
     }
   });
 
   test("kill -9: every survivor's map has it down within the budget, at one epoch, then out after the grace", async (t) => {
-    if (skip !== undefined) return t.skip(skip);
+    if (suite.skip !== undefined) return t.skip(suite.skip);
     const gone = `n${KILLED}`;
     await proc(KILLED).kill9();
     const killedAtMs = Date.now();
@@ -65,7 +57,7 @@ describe("membership agreement in network namespaces", { timeout: 60_000 }, () =
     for (const p of survivors())
       downs.push(
         await p.until(
-          (l) => isMap(l) && stateIn(l, gone) === "down",
+          fresh(p, (l) => isMap(l) && stateIn(l, gone) === "down"),
           NODE_DOWN_BUDGET_MS + 3_000,
           `a map with ${gone} down`,
         ),
@@ -83,7 +75,7 @@ describe("membership agreement in network namespaces", { timeout: 60_000 }, () =
     for (const p of survivors())
       outs.push(
         await p.until(
-          (l) => isMap(l) && stateIn(l, gone) === "out",
+          fresh(p, (l) => isMap(l) && stateIn(l, gone) === "out"),
           OUT_GRACE_MS + 3_000,
           `a map with ${gone} out`,
         ),
@@ -98,6 +90,6 @@ describe("membership agreement in network namespaces", { timeout: 60_000 }, () =
       for (const p of survivors()) assert.equal(stateIn(l, p.node), "up", `${l.node}: ${p.node} stays up`);
     }
     // Nothing else happened to any map: exactly down, then out.
-    for (const p of survivors()) assert.equal(p.lines.filter(isMap).length, 2, `${p.node}'s maps`);
+    for (const p of survivors()) assert.equal(since(p).filter(isMap).length, 2, `${p.node}'s maps`);
   });
 });

@@ -5,9 +5,11 @@
 // event with the wall clock (to compare across processes) and, for a down
 // event, how long the peer had been silent; every newly agreed map as
 // {kind: "map", epoch, digest, states}. Reads commands
-// on stdin: "cpu" prints this process's CPU use so far, "view" every watched
-// peer as this node sees it; EOF (the test went away) or SIGTERM closes the
-// driver and exits.
+// on stdin: "cpu" prints this process's CPU use so far (and the driver's
+// counters), "view" every watched peer as this node sees it, the channel its
+// traffic to each other member takes (channelFor: "A", "B", or null when
+// nothing is known) and the channel news it announces; EOF (the test went
+// away) or SIGTERM closes the driver and exits.
 import { createInterface } from "node:readline";
 import type { ClusterMap, NodeEntry } from "../../src/core/cluster-map.ts";
 import type { Endpoint } from "../../src/io/udp-heartbeats.ts";
@@ -83,7 +85,10 @@ input.on("line", (line) => {
   const command = line.trim();
   if (command === "view") {
     const views = Object.fromEntries((driver?.core.watched() ?? []).map((p) => [p, driver?.view(p)]));
-    print({ kind: "view", node: args.self, views });
+    const peers = args.members.map((m) => m.id).filter((id) => id !== args.self);
+    const channelFor = (id: string) => ["A", "B"][driver?.channelFor(id) ?? -1] ?? null;
+    const routes = Object.fromEntries(peers.map((id) => [id, channelFor(id)]));
+    print({ kind: "view", node: args.self, views, routes, news: driver?.core.news().items });
   }
   if (command !== "cpu") return;
   const cpu = process.cpuUsage();

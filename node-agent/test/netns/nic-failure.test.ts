@@ -4,14 +4,14 @@
 // the budget and never call the node down); bringing it up returns it after
 // the hold-down; kill -9 is a node failure within 1 s.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   CHANNEL_DOWN_BUDGET_MS,
   defaultDetectorConfig,
   NODE_DOWN_BUDGET_MS,
 } from "../../src/membership/config.ts";
 import type { Line } from "../helpers/netns.ts";
-import { HeartbeatLab, type HeartbeatProcess, type NetnsLab, netnsUnavailable } from "../helpers/netns.ts";
+import { type HeartbeatLab, type HeartbeatProcess, heartbeatLabForSuite } from "../helpers/netns.ts";
 
 const PORT = 7_946;
 const CUT = 2;
@@ -24,29 +24,21 @@ const SLACK_MS = 100;
 const about = (peer: string) => (l: Line) => l.peer === peer;
 
 describe("NIC failure in network namespaces", { timeout: 40_000 }, () => {
-  let skip: string | undefined;
-  let lab: NetnsLab | undefined;
-  let procs: HeartbeatProcess[] = [];
-  let heartbeats: HeartbeatLab | undefined;
+  const suite = heartbeatLabForSuite(3, PORT);
+  const lab = () => suite.heartbeats?.lab;
+  const procs = () => suite.heartbeats?.procs ?? [];
 
-  before(async () => {
-    skip = await netnsUnavailable();
-    if (skip !== undefined) return;
-    heartbeats = await HeartbeatLab.start(3, PORT);
-    lab = heartbeats.lab;
-    procs = heartbeats.procs;
-  });
-
-  after(async () => {
-    await heartbeats?.destroy();
-  });
-
-  const proc = (i: number) => procs[i] as HeartbeatProcess;
+  const proc = (i: number) => procs()[i] as HeartbeatProcess;
+  /** Each process's line count once all were up: a late starter's first silence is not this test's. */
+  let settledAt: number[] = [];
+  const since = (i: number) => proc(i).lines.slice(settledAt[i] ?? 0);
+  const fresh = (i: number, match: (l: Line) => boolean) => (l: Line) =>
+    proc(i).lines.indexOf(l) >= (settledAt[i] ?? 0) && match(l);
 
   test("every node sees its peers up on both channels, traffic on A", async (t) => {
-    if (skip !== undefined) return t.skip(skip);
-    await new Promise((r) => setTimeout(r, 500));
-    for (const [i] of procs.entries()) {
+    if (suite.skip !== undefined) return t.skip(suite.skip);
+    settledAt = await (suite.heartbeats as HeartbeatLab).settled();
+    for (const [i] of procs().entries()) {
       const { views } = (await proc(i).ask("view")) as Line & { views: Record<string, unknown> };
       for (const [peer, view] of Object.entries(views))
         assert.deepEqual(
@@ -58,12 +50,12 @@ describe("NIC failure in network namespaces", { timeout: 40_000 }, () => {
   });
 
   test("ethA down on one node: the others move it to B within the budget and keep it a member", async (t) => {
-    if (skip !== undefined) return t.skip(skip);
-    await lab?.setLink(CUT, "A", false);
+    if (suite.skip !== undefined) return t.skip(suite.skip);
+    await lab()?.setLink(CUT, "A", false);
     const downAtMs = Date.now();
     for (const i of OBSERVERS) {
       const down = await proc(i).until(
-        (l) => about(CUT_ID)(l) && l.kind === "channel" && l.channel === "A" && l.to === "down",
+        fresh(i, (l) => about(CUT_ID)(l) && l.kind === "channel" && l.channel === "A" && l.to === "down"),
         2_000,
         `${CUT_ID} channel A down`,
       );
@@ -74,7 +66,8 @@ describe("NIC failure in network namespaces", { timeout: 40_000 }, () => {
       );
       assert.ok(silentMs <= CHANNEL_DOWN_BUDGET_MS, `${silentMs} ms`);
       assert.ok(Number(down.wallMs) - downAtMs <= CHANNEL_DOWN_BUDGET_MS + SLACK_MS);
-      await proc(i).until((l) => about(CUT_ID)(l) && l.kind === "active" && l.to === "B", 500, "active B");
+      const activeB = (l: Line) => about(CUT_ID)(l) && l.kind === "active" && l.to === "B";
+      await proc(i).until(fresh(i, activeB), 500, "active B");
     }
     // Stay a while: B keeps it a member.
     await new Promise((r) => setTimeout(r, 1_000));
@@ -85,16 +78,16 @@ describe("NIC failure in network namespaces", { timeout: 40_000 }, () => {
   });
 
   test("ethA up again: channel A carries traffic again after the hold-down, not before", async (t) => {
-    if (skip !== undefined) return t.skip(skip);
-    await lab?.setLink(CUT, "A", true);
+    if (suite.skip !== undefined) return t.skip(suite.skip);
+    await lab()?.setLink(CUT, "A", true);
     const upAtMs = Date.now();
     for (const i of OBSERVERS) {
       const back = await proc(i).until(
-        (l) => about(CUT_ID)(l) && l.kind === "active" && l.to === "A",
+        fresh(i, (l) => about(CUT_ID)(l) && l.kind === "active" && l.to === "A"),
         config.holdDownMs + 3_000,
         `${CUT_ID} active A again`,
       );
-      const returning = proc(i).lines.find(
+      const returning = since(i).find(
         (l) => about(CUT_ID)(l) && l.kind === "channel" && l.channel === "A" && l.to === "returning",
       );
       assert.ok(returning !== undefined, "heard again before trusted");
@@ -107,17 +100,17 @@ describe("NIC failure in network namespaces", { timeout: 40_000 }, () => {
   });
 
   test("kill -9: the others mark the node down within 1 s; a NIC failure never did", async (t) => {
-    if (skip !== undefined) return t.skip(skip);
+    if (suite.skip !== undefined) return t.skip(suite.skip);
     for (const i of OBSERVERS)
       assert.ok(
-        !proc(i).lines.some((l) => about(CUT_ID)(l) && l.kind === "peer"),
+        !since(i).some((l) => about(CUT_ID)(l) && l.kind === "peer"),
         `n${i} touched ${CUT_ID}'s membership during a NIC failure`,
       );
     await proc(CUT).kill9();
     const killedAtMs = Date.now();
     for (const i of OBSERVERS) {
       const down = await proc(i).until(
-        (l) => about(CUT_ID)(l) && l.kind === "peer" && l.to === "down",
+        fresh(i, (l) => about(CUT_ID)(l) && l.kind === "peer" && l.to === "down"),
         NODE_DOWN_BUDGET_MS + 2_000,
         `${CUT_ID} down`,
       );

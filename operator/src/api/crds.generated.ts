@@ -124,6 +124,7 @@ capacity?: string
  * Bytes stored, as a quantity.
  */
 used?: string
+observedMap?: ObservedMap
 conditions?: Condition[]
 }
 export interface ChannelStatus {
@@ -136,4 +137,30 @@ address?: string
  */
 interface?: string
 state?: ("Up" | "Suspect" | "Down")
+}
+/**
+ * The cluster map this agent holds: the operator's, or a newer one the agents agreed on. The operator publishes above this epoch and keeps these down and out states.
+ */
+export interface ObservedMap {
+epoch?: number
+/**
+ * Epoch of the operator's map it grew from.
+ */
+baseEpoch?: number
+/**
+ * Nodes down in that map (agents agree on down and up among themselves).
+ * 
+ * @maxItems 4096
+ */
+down?: string[]
+/**
+ * Nodes out of that map (their pieces are placed elsewhere), with the epoch each went out at: replacements are chosen in that order.
+ * 
+ * @maxItems 4096
+ */
+out?: OutNode[]
+}
+export interface OutNode {
+node: string
+outEpoch: number
 }

@@ -186,7 +186,7 @@ export class Controller<T extends KubernetesObject> {
 
   #context(object: T): HandlerContext {
     const resource = this.#h.resource;
-    const { name = "", namespace, uid } = object.metadata ?? {};
+    const { name = "", namespace } = object.metadata ?? {};
     const log = this.#log.child({ object: keyOf(object) });
     return {
       rest: this.#rest,
@@ -194,27 +194,49 @@ export class Controller<T extends KubernetesObject> {
       patchStatus: async (status) => {
         await this.#rest.patch(`${objectPath(resource, name, namespace)}/status`, "merge", { status });
       },
-      event: async (type, reason, message) => {
-        const now = new Date().toISOString();
-        const eventNamespace = namespace ?? "default";
-        await this.#rest
-          .create(`/api/v1/namespaces/${eventNamespace}/events`, {
-            apiVersion: "v1",
-            kind: "Event",
-            metadata: { generateName: `${name}.`, namespace: eventNamespace },
-            involvedObject: { apiVersion: apiVersionOf(resource), kind: resource.kind, name, namespace, uid },
-            type,
-            reason,
-            message,
-            source: { component: this.#component },
-            firstTimestamp: now,
-            lastTimestamp: now,
-            count: 1,
-          })
-          .catch((error: unknown) =>
-            log.warn({ err: (error as Error).message, reason }, "could not record an event"),
-          );
-      },
+      event: (type, reason, message) =>
+        recordEvent(this.#rest, { component: this.#component, resource, object, log }, type, reason, message),
     };
   }
+}
+
+/**
+ * Records a Kubernetes Event on an object (kubectl describe shows it). An
+ * event that cannot be written is logged, never thrown: it must not fail the
+ * work it reports. Cluster-scoped objects' events go to "default", as Nodes' do.
+ */
+export async function recordEvent(
+  rest: KubeRest,
+  on: { component: string; resource: Resource; object: KubernetesObject; log: Logger },
+  type: "Normal" | "Warning",
+  reason: string,
+  message: string,
+): Promise<void> {
+  const { name = "", namespace, uid } = on.object.metadata ?? {};
+  const now = new Date().toISOString();
+  const eventNamespace = namespace ?? "default";
+  const involvedObject = {
+    apiVersion: apiVersionOf(on.resource),
+    kind: on.resource.kind,
+    name,
+    namespace,
+    uid,
+  };
+  await rest
+    .create(`/api/v1/namespaces/${eventNamespace}/events`, {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { generateName: `${name}.`, namespace: eventNamespace },
+      involvedObject,
+      type,
+      reason,
+      message,
+      source: { component: on.component },
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    })
+    .catch((error: unknown) =>
+      on.log.warn({ err: (error as Error).message, reason }, "could not record an event"),
+    );
 }

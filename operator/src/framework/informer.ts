@@ -17,6 +17,8 @@ export interface InformerOptions {
   log: Logger;
   resyncMs?: number;
   labelSelector?: string;
+  /** e.g. metadata.name=x: one object by name (RBAC resourceNames can then allow exactly that one). */
+  fieldSelector?: string;
   /** Only this namespace (a namespaced kind); default: all. */
   namespace?: string;
 }
@@ -41,7 +43,14 @@ export class ResilientInformer<T extends KubernetesObject> {
     const path = collectionPath(resource, options.namespace);
     const list = () =>
       rest.get<{ items: T[]; metadata: { resourceVersion: string } }>(withSelector(path, options));
-    this.#watch = new ListWatch<T>(path, new Watch(kc), list, false, options.labelSelector);
+    this.#watch = new ListWatch<T>(
+      path,
+      new Watch(kc),
+      list,
+      false,
+      options.labelSelector,
+      options.fieldSelector,
+    );
     this.#log = options.log.child({ component: "informer", resource: resource.plural });
     this.#onKey = options.onKey;
     this.#resyncMs = options.resyncMs ?? 60_000;
@@ -98,7 +107,8 @@ export class ResilientInformer<T extends KubernetesObject> {
 }
 
 function withSelector(path: string, options: InformerOptions): string {
-  return options.labelSelector === undefined
-    ? path
-    : `${path}?labelSelector=${encodeURIComponent(options.labelSelector)}`;
+  const query = new URLSearchParams();
+  if (options.labelSelector !== undefined) query.set("labelSelector", options.labelSelector);
+  if (options.fieldSelector !== undefined) query.set("fieldSelector", options.fieldSelector);
+  return query.size === 0 ? path : `${path}?${query}`;
 }

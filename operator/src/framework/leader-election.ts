@@ -22,7 +22,7 @@ export interface LeaderElectionOptions {
   log: Logger;
 }
 
-interface Lease {
+export interface Lease {
   apiVersion: "coordination.k8s.io/v1";
   kind: "Lease";
   metadata: { name: string; namespace: string; resourceVersion?: string };
@@ -162,6 +162,6 @@ export class LeaderElector {
 }
 
 /** Lease times are MicroTime: RFC 3339 with exactly six fractional digits. */
-function microTime(date: Date): string {
+export function microTime(date: Date): string {
   return date.toISOString().replace("Z", "000Z");
 }

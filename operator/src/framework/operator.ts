@@ -21,12 +21,19 @@ export interface OperatorOptions {
   >;
 }
 
+/** Something that keeps its cache warm from start() and acts only while active (leading). */
+export interface OperatorPart {
+  start(): Promise<void>;
+  setActive(active: boolean): void;
+  stop(): Promise<void>;
+}
+
 export class Operator {
   readonly kc: KubeConfig;
   readonly rest: KubeRest;
   readonly #log: Logger;
   /** Controllers and keepers: everything that acts only while leading. */
-  readonly #parts: { start(): Promise<void>; setActive(active: boolean): void; stop(): Promise<void> }[] = [];
+  readonly #parts: OperatorPart[] = [];
   readonly #elector: LeaderElector | undefined;
   readonly #component = "mosaic-operator";
 
@@ -67,6 +74,12 @@ export class Operator {
     const keeper = new Keeper({ ...options, kc: this.kc, rest: this.rest, log: this.#log });
     this.#parts.push(keeper);
     return keeper;
+  }
+
+  /** Runs a part of the operator's own making (one reconcile over many kinds) under the same leadership. */
+  run<P extends OperatorPart>(part: P): P {
+    this.#parts.push(part);
+    return part;
   }
 
   get leading(): boolean {

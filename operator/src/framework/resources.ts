@@ -69,3 +69,18 @@ export function splitKey(key: string): { name: string; namespace: string | undef
     ? { name: key, namespace: undefined }
     : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
+
+/**
+ * The newer of two copies of one object (undefined-safe). resourceVersion is
+ * opaque by the API's contract, but etcd's are revisions that only grow;
+ * comparing them keeps a watch event that lags our own write from undoing it
+ * in our view. Of two different objects (another uid: deleted and created
+ * again), the first is taken: pass the watch's copy first.
+ */
+export function newerOf<T extends KubernetesObject>(a: T | undefined, b: T | undefined): T | undefined {
+  if (a === undefined || b === undefined) return a ?? b;
+  if (a.metadata?.uid !== b.metadata?.uid) return a;
+  const ra = Number(a.metadata?.resourceVersion);
+  const rb = Number(b.metadata?.resourceVersion);
+  return Number.isSafeInteger(ra) && Number.isSafeInteger(rb) && rb > ra ? b : a;
+}

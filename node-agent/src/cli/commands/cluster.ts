@@ -1,8 +1,16 @@
-// `mosaic volumes` and `mosaic nodes`: what the cluster offers and which of
-// its agents answer, on which channel.
-import { readClusterFile } from "../../config.ts";
+// `mosaic volumes` and `mosaic nodes`: what the cluster offers, which of its
+// agents answer on which channel, the state the agents agree each node is
+// in, and what each is rebuilding.
+import { type ClusterFile, readClusterFile } from "../../config.ts";
 import { describeRedundancy, layoutOf, toleratedLosses } from "../../core/volume.ts";
 import { formatBytes, table } from "../format.ts";
+import {
+  type ChannelAnswer,
+  clusterStatus,
+  describeEpochs,
+  describeRebuild,
+  type NodeStatus,
+} from "../node-status.ts";
 import { printJson, printLine, withAgent } from "../session.ts";
 import { probe } from "../target.ts";
 import type { OutputOptions } from "./files.ts";
@@ -26,34 +34,44 @@ export async function volumes(options: OutputOptions): Promise<void> {
   printLine("width: nodes one stripe spans; survives: nodes that may be down while every file reads");
 }
 
-interface NodeReport {
-  id: string;
-  state: string;
-  channels: { address: string; answers: boolean; error?: string }[];
-}
-
 /** Works with no agent up at all: every address is asked directly, in parallel. */
 export async function nodes(options: OutputOptions): Promise<void> {
   const cluster = await readClusterFile(options.cluster);
-  const reports: NodeReport[] = await Promise.all(
-    cluster.nodes.map(async (node) => ({
-      id: node.id,
-      state: node.state,
-      channels: await Promise.all(
-        node.addresses.map(async (address) => {
+  const status = clusterStatus(cluster, await askEveryAddress(cluster));
+  if (options.json) return printJson(status.nodes);
+  const cell = (c: NodeStatus["channels"][number]) => `${c.address} ${c.answers ? "answers" : "DOWN"}`;
+  const rebuilds = status.nodes.map(describeRebuild);
+  const header = ["node", "state", "channel A", "channel B"];
+  const rows = status.nodes.map((n) => [n.id, n.state, ...n.channels.map(cell)]);
+  // A cluster with nothing to rebuild gets no rebuild column at all.
+  if (rebuilds.some((r) => r !== "")) {
+    header.push("rebuild");
+    for (const [i, row] of rows.entries()) row.push(rebuilds[i] as string);
+  }
+  for (const line of table(header, rows)) printLine(line);
+  const answering = status.nodes.filter((n) => n.epoch !== undefined);
+  const epochs = describeEpochs(status.nodes);
+  printLine(
+    `${answering.length} of ${status.nodes.length} nodes answer${epochs === undefined ? "" : `; ${epochs}`}` +
+      ` (cluster file: ${options.cluster})`,
+  );
+  for (const n of answering.filter((a) => a.state === "out"))
+    printLine(`${n.id} is out but its agent answers: \`mosaic nodes in ${n.id}\` takes it back in`);
+}
+
+/** What each address of each node answers to a `cluster` call, all at once. */
+export function askEveryAddress(cluster: ClusterFile): Promise<ChannelAnswer[][]> {
+  return Promise.all(
+    cluster.nodes.map((node) =>
+      Promise.all(
+        node.addresses.map(async (address): Promise<ChannelAnswer> => {
           const answer = await probe(address);
           answer.client.close();
           return answer.info === undefined
-            ? { address, answers: false, error: answer.error?.message ?? "no answer" }
-            : { address, answers: true };
+            ? { address, error: answer.error?.message ?? "no answer" }
+            : { address, info: answer.info };
         }),
       ),
-    })),
+    ),
   );
-  if (options.json) return printJson(reports);
-  const cell = (c: NodeReport["channels"][number]) => `${c.address} ${c.answers ? "answers" : "DOWN"}`;
-  const rows = reports.map((r) => [r.id, r.state, ...r.channels.map(cell)]);
-  for (const line of table(["node", "state", "channel A", "channel B"], rows)) printLine(line);
-  const answering = reports.filter((r) => r.channels.some((c) => c.answers)).length;
-  printLine(`${answering} of ${reports.length} nodes answer (cluster file: ${options.cluster})`);
 }

@@ -19,6 +19,8 @@ export interface UpOptions {
   basePort: number;
   sizeBytes: number;
   capacityBytes: number;
+  outGraceMs: number;
+  rebuildRateBytesPerSecond: number;
   once: boolean;
   check: boolean;
 }
@@ -34,6 +36,10 @@ export async function up(options: UpOptions): Promise<number> {
     dir: resolve(options.dir),
     basePort: options.basePort,
     capacityBytes: options.capacityBytes,
+    failover: {
+      outGraceMs: options.outGraceMs,
+      rebuildRateBytesPerSecond: options.rebuildRateBytesPerSecond,
+    },
   });
   // A closed terminal (SIGHUP) stops the cluster too: the agents do not hear it themselves.
   const stop = listenForStop(["SIGINT", "SIGTERM", "SIGHUP"]);
@@ -125,6 +131,15 @@ function printCluster(plan: LocalPlan, cluster: LocalCluster): void {
       `capacity ${formatBytes(v.capacityBytes)})`,
   );
   print(`volumes: ${volumes.join(", ")}; ${formatBytes(plan.capacityBytes)} per agent`);
+  if (plan.failover !== undefined) {
+    const { outGraceMs, rebuildRateBytesPerSecond: rate } = plan.failover;
+    const out = `failover: a node down for ${formatDuration(outGraceMs)} is out`;
+    print(
+      rate > 0
+        ? `${out} and its pieces are rebuilt on the others at up to ${formatBytes(rate)}/s per agent`
+        : `${out}; rebuild off (--rebuild-rate 0): its pieces stay missing until it returns`,
+    );
+  }
 }
 
 function printUsage(plan: LocalPlan, sample: string | undefined): void {

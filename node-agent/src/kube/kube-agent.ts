@@ -1,0 +1,140 @@
+// `mosaic agent --kubernetes`: the same agent as `mosaic agent --cluster`,
+// with what the cluster file says taken from the API instead. Wiring only:
+//   identity  — downward API and Multus network-status (identity.ts)
+//   liveness  — a Lease renewed every third of its duration (agent-lease.ts)
+//   map       — the operator's ConfigMap, watched; a newer epoch is handed to
+//               agent.update(), where it joins the agents' own agreement
+//   volumes   — StripedVolumes, watched, handed to agent.setVolumes()
+//   status    — its ClusterNode, reconciled on every membership event, store
+//               or load change (node-reporter.ts)
+// Until the operator lists this node, the agent serves but sends no
+// heartbeats (Agent does that for any node not in its map).
+import { performance } from "node:perf_hooks";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubeRest } from "@mosaic/operator/framework/kube-rest.ts";
+import { Agent, type AgentConfig } from "../agent.ts";
+import { listenForStop } from "../cli/stop-signal.ts";
+import { createRootLogger } from "../log.ts";
+import { AgentLease } from "./agent-lease.ts";
+import { ClusterSource } from "./cluster-source.ts";
+import { type AgentIdentity, identityFromEnv } from "./identity.ts";
+import { type LoadLevel, nextLoadLevel } from "./load-level.ts";
+import { NodeReporter } from "./node-reporter.ts";
+import { type AgentSnapshot, agentStatus } from "./node-status.ts";
+import { kubeAgentSettingsFromEnv } from "./settings.ts";
+
+/** The command line's settings; MOSAIC_HEARTBEAT_OUT_GRACE_MS (the DaemonSet's) wins over its --out-grace. */
+export type KubernetesAgentOptions = Pick<
+  AgentConfig,
+  | "dataDir"
+  | "capacityBytes"
+  | "ipcDir"
+  | "scrubRateBytesPerSecond"
+  | "rebuildRateBytesPerSecond"
+  | "outGraceMs"
+> & { env?: Record<string, string | undefined> };
+
+/** How often load and store use are sampled; a change of level or rounded size is a status transition. */
+const SAMPLE_MS = 5_000;
+
+export async function runKubernetesAgent(options: KubernetesAgentOptions): Promise<void> {
+  const { env = process.env, ...local } = options;
+  const id = identityFromEnv(env);
+  const settings = kubeAgentSettingsFromEnv(env);
+  const log = createRootLogger({ node: id.nodeName });
+  // KUBECONFIG if set, else ~/.kube/config, else the pod's service account.
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  const rest = new KubeRest(kc);
+  log.info(
+    {
+      pod: id.podName,
+      namespace: id.namespace,
+      channels: id.channels,
+      server: kc.getCurrentCluster()?.server,
+    },
+    "agent in Kubernetes starting",
+  );
+
+  const lease = new AgentLease({
+    rest,
+    namespace: id.namespace,
+    node: id.nodeName,
+    holder: id.podName,
+    ...(settings.leaseSeconds === undefined ? {} : { durationSeconds: settings.leaseSeconds }),
+    log,
+  });
+  await lease.start();
+
+  let agent: Agent | undefined;
+  let reporter: NodeReporter | undefined;
+  const source = new ClusterSource({
+    kc,
+    rest,
+    namespace: id.namespace,
+    log,
+    onMap: (map) => agent?.update(map),
+    onVolumes: (volumes) => agent?.setVolumes(volumes),
+  });
+  await source.start();
+  const startVolumes = source.volumes();
+  agent = await Agent.start({
+    ...local,
+    outGraceMs: settings.outGraceMs ?? local.outGraceMs,
+    nodeId: id.nodeName,
+    listen: [id.channels[0].address, id.channels[1].address],
+    map: source.map() ?? { epoch: 0, nodes: [] },
+    volumes: startVolumes,
+    onMembershipEvent: () => reporter?.nudge(),
+    log,
+  });
+  // A map or volume change that came while the agent was starting.
+  const latest = source.map();
+  if (latest !== undefined) agent.update(latest);
+  if (source.volumes() !== startVolumes) agent.setVolumes(source.volumes());
+
+  const running = agent;
+  let load: LoadLevel = "Low";
+  reporter = new NodeReporter({
+    kc,
+    rest,
+    node: id.nodeName,
+    status: () => agentStatus(snapshotOf(running, id, load)),
+    log,
+  });
+  await reporter.start();
+  let busy = performance.eventLoopUtilization();
+  const sampler = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    load = nextLoadLevel(load, performance.eventLoopUtilization(now, busy).utilization);
+    busy = now;
+    reporter?.nudge();
+  }, SAMPLE_MS);
+
+  const stop = listenForStop();
+  const signal = await stop.received;
+  stop.onRepeat(() => process.exit(1));
+  log.info({ signal }, "stopping");
+  clearInterval(sampler);
+  lease.stop();
+  await reporter.stop();
+  await source.stop();
+  await agent.stop();
+  log.flush();
+  // Idle keep-alive timers of gRPC and HTTP clients must not hold the process open.
+  process.exit(0);
+}
+
+function snapshotOf(agent: Agent, id: AgentIdentity, load: LoadLevel): AgentSnapshot {
+  const heartbeats = agent.heartbeats;
+  const peers = heartbeats?.core.watched().flatMap((peer) => heartbeats.view(peer) ?? []) ?? [];
+  return {
+    self: id.nodeName,
+    channels: id.channels,
+    map: agent.map,
+    baseEpoch: heartbeats?.core.agreement.baseEpoch ?? agent.map.epoch,
+    peers,
+    usage: agent.store.usage(),
+    load,
+  };
+}
