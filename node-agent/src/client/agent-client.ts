@@ -6,7 +6,7 @@ import type { FileManifest } from "../core/manifest.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import type { PieceState } from "../data/file-service.ts";
 import type { RebuildProgress } from "../data/rebuild.ts";
-import { MosaicError } from "../errors.ts";
+import { type ErrorCode, isMosaicError, MosaicError } from "../errors.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import { replyBody, splitHeader, writeAll } from "../rpc/streams.ts";
 import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
@@ -30,6 +30,15 @@ export interface ClusterInfo {
 
 /** How long a put waits for a connection before it gives up, having taken nothing from its source. */
 export const PUT_CONNECT_WAIT_MS = 5_000;
+
+/** Errors after which the same write may well succeed a moment later. */
+const RETRYABLE_WRITE = new Set<ErrorCode>([
+  "MOSAIC_ERR_PEER_UNAVAILABLE",
+  "MOSAIC_ERR_DATA_UNAVAILABLE",
+  "MOSAIC_ERR_BELOW_REDUNDANCY",
+]);
+/** Pause before the first retry; it grows linearly with the attempt. */
+const RETRY_PAUSE_MS = 250;
 
 export class AgentClient {
   readonly address: string;
@@ -81,6 +90,36 @@ export class AgentClient {
         writeAll(call, source).then(() => call.end(), fail);
       }, fail);
     });
+  }
+
+  /**
+   * put() from a source that can be read again from its start: a write that
+   * fails while the cluster is still adjusting to a failure (its coordinator
+   * died mid-stream, a holder went down, too few nodes answer yet) is sent
+   * again, after a short pause, up to `attempts` times in all. Safe: a write
+   * that fails stores nothing, and one whose reply alone was lost is stored
+   * again as the next version with the same bytes.
+   */
+  async putRetrying(
+    volume: string,
+    name: string,
+    source: () => AsyncIterable<Buffer>,
+    options: {
+      sizeBytes?: number;
+      attempts?: number;
+      onRetry?: (error: MosaicError, attempt: number) => void;
+    } = {},
+  ): Promise<FileManifest> {
+    const attempts = options.attempts ?? 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.put(volume, name, source(), options.sizeBytes);
+      } catch (error) {
+        if (attempt >= attempts || !isMosaicError(error) || !RETRYABLE_WRITE.has(error.code)) throw error;
+        options.onRetry?.(error, attempt);
+        await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS * attempt));
+      }
+    }
   }
 
   /**

@@ -76,6 +76,7 @@ export async function readManifestById(
   const ask = (nodes: string[]) =>
     Promise.allSettled(nodes.map((node) => ctx.pieces.manifest(node, volume, fileId)));
   const results = await ask(holders);
+  const placedCount = holders.length;
   if (results.some((r) => r.status === "rejected")) {
     // A write that could not reach a holder put its copy where placement goes around it; so did a
     // write around a holder that answers now but missed it. Ask those substitutes too.
@@ -89,9 +90,14 @@ export async function readManifestById(
     results.push(...(await ask(substitutes)));
     holders.push(...substitutes);
   }
+  const placed = results.slice(0, placedCount);
   const answered = results.filter((r) => r.status === "fulfilled").map((r) => r.value);
-  if (answered.length === 0) {
-    const reasons = results.map((r, i) => `${holders[i]}: ${(r as PromiseRejectedResult).reason?.message}`);
+  // A substitute's "none" proves nothing while no placed holder could answer: only a manifest found counts then.
+  if (!placed.some((r) => r.status === "fulfilled") && answered.every((m) => m === undefined)) {
+    const reasons = results.map(
+      (r, i) =>
+        `${holders[i]}: ${r.status === "rejected" ? (r.reason as Error)?.message : "no manifest (a substitute)"}`,
+    );
     throw new MosaicError(
       "MOSAIC_ERR_DATA_UNAVAILABLE",
       `${label}: no holder of its manifest answered — more nodes are down than ` +

@@ -177,7 +177,14 @@ export class FileService implements FileHandler {
       return { header: decodeJson(reply.header, "forwarded reply", (v) => v) };
     }
     return this.#writes.run(fileId, async () => {
-      const previous = await readManifest(this.#ctx, spec.name, request.name, spec.redundancy);
+      const previous = await readManifest(this.#ctx, spec.name, request.name, spec.redundancy).catch(
+        (error: unknown) => {
+          // A put stays correct without the previous manifest (its version follows the clock, below); a
+          // delete must know the file exists, so with every holder of its manifest down it fails.
+          if (request.op === "put" && isMosaicError(error, "MOSAIC_ERR_DATA_UNAVAILABLE")) return undefined;
+          throw error;
+        },
+      );
       // Versions grow by one per write, and never fall behind the clock, so
       // a coordinator that missed a write still cannot reuse a version.
       const version = Math.max((previous?.version ?? 0) + 1, Date.now() * 1000);

@@ -49,6 +49,60 @@ describe("ClusterClient writes around a dead owner (agent processes)", { timeout
     await expectKeystream(body, sizeBytes, name);
   }
 
+  test("putRetrying from a replayable source: the owner killed mid-forward costs one retry, not an error", async () => {
+    const map = client.info.map;
+    const name = nameWhere(
+      map,
+      media,
+      "retried/",
+      ".bin",
+      (h) => h[0] === id(OWNER) && h[1] !== id(CONNECTED),
+    );
+    const size = 6 * MiB;
+    // The connected agent forwards to the owner once it has heard it: check with a small write first.
+    const warm = await client.agent.put(
+      "media",
+      nameWhere(map, media, "warm-retried/", ".bin", (h) => h[0] === id(OWNER) && h[1] !== id(CONNECTED)),
+      keystream(MiB, "warm"),
+      MiB,
+    );
+    assert.equal(warm.writer, id(OWNER), "the connected agent forwards to the owner");
+    const taken = Promise.withResolvers<void>();
+    const killed = Promise.withResolvers<void>();
+    let sources = 0;
+    const source = () => {
+      const attempt = ++sources;
+      return (async function* () {
+        const bytes = keystream(size, name);
+        let sent = 0;
+        for await (const part of bytes) {
+          yield part;
+          sent += part.length;
+          if (attempt === 1 && sent >= 3 * MiB) {
+            taken.resolve();
+            await killed.promise;
+          }
+        }
+      })();
+    };
+    const retries: string[] = [];
+    // Through the connected agent, which forwards the write to the file's owner.
+    const putting = client.agent.putRetrying("media", name, source, {
+      sizeBytes: size,
+      onRetry: (error) => retries.push(error.code),
+    });
+    await taken.promise;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the first 3 MiB reach the owner
+    await cluster.kill9(OWNER);
+    killed.resolve();
+    const manifest = await putting;
+    assert.equal(retries.length, 1, `one retry (${retries.join(", ")})`);
+    assert.equal(sources, 2, "the source was read again from its start, once");
+    assert.notEqual(manifest.writer, id(OWNER));
+    await expectWhole(name, size);
+    await cluster.restart(OWNER);
+  });
+
   test("the owner killed after it had taken part of a stream: the put fails and nothing is stored", async () => {
     const map = client.info.map;
     const name = nameWhere(

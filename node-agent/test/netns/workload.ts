@@ -28,7 +28,7 @@ export interface WorkloadArgs {
   sizeBytes: number;
   readers: number;
   writers: number;
-  /** Attempts per write; a write fails only when all of them do (the source is replayable). */
+  /** Attempts per write (AgentClient.putRetrying: the source is replayable); a write fails only when all do. */
   writeAttempts?: number;
   verifyOnly?: boolean;
   /** verifyOnly: file name → the generation it must hold. */
@@ -43,6 +43,7 @@ export interface WorkloadSummary {
   /** Reads started again because the file was overwritten meanwhile (MOSAIC_ERR_FILE_CHANGED). */
   rereads: number;
   writes: number;
+  /** Writes the client library sent again after a retryable error (its coordinator died, …). */
   writeRetries: number;
   writeFailures: number;
   /** Reads that returned an older generation than one already acknowledged, or bytes that match no generation. */
@@ -146,37 +147,43 @@ let stopping = false;
 
 async function write(name: string): Promise<void> {
   const gen = nextGen++;
-  const attempts = args.writeAttempts ?? 3;
-  for (let attempt = 1; ; attempt++) {
-    const started = Date.now();
-    try {
-      await client.put(args.volume, name, content(name, gen, args.sizeBytes), args.sizeBytes);
-      acked[name] = Math.max(acked[name] ?? 0, gen);
-      summary.writes++;
-      print({ kind: "op", op: "write", file: name, gen, ok: true, at: started, ms: Date.now() - started });
-      return;
-    } catch (error) {
-      const message = (error as Error).message;
-      const code = isMosaicError(error) ? error.code : undefined;
-      print({
-        kind: "op",
-        op: "write",
-        file: name,
-        gen,
-        ok: false,
-        at: started,
-        ms: Date.now() - started,
-        code,
-        message,
-      });
-      if (attempt >= attempts) {
-        summary.writeFailures++;
-        noteError(`write ${name} g${gen}: ${message}`);
-        return;
-      }
-      summary.writeRetries++;
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
-    }
+  const started = Date.now();
+  try {
+    await client.putRetrying(args.volume, name, () => content(name, gen, args.sizeBytes), {
+      sizeBytes: args.sizeBytes,
+      attempts: args.writeAttempts ?? 3,
+      onRetry: (error) => {
+        summary.writeRetries++;
+        print({
+          kind: "retry",
+          op: "write",
+          file: name,
+          gen,
+          at: Date.now(),
+          code: error.code,
+          message: error.message,
+        });
+      },
+    });
+    acked[name] = Math.max(acked[name] ?? 0, gen);
+    summary.writes++;
+    print({ kind: "op", op: "write", file: name, gen, ok: true, at: started, ms: Date.now() - started });
+  } catch (error) {
+    const message = (error as Error).message;
+    const code = isMosaicError(error) ? error.code : undefined;
+    summary.writeFailures++;
+    noteError(`write ${name} g${gen}: ${message}`);
+    print({
+      kind: "op",
+      op: "write",
+      file: name,
+      gen,
+      ok: false,
+      at: started,
+      ms: Date.now() - started,
+      code,
+      message,
+    });
   }
 }
 
