@@ -19,10 +19,17 @@ export interface ControlPlaneOptions {
   controllers?: boolean;
   /** Where logs, etcd data and the kubeconfig go; a temp directory (removed on stop) by default. */
   dir?: string;
+  /**
+   * The IPv4 address kube-apiserver listens on and advertises (the `kubernetes` Service's endpoint and
+   * every kubeconfig's server); 127.0.0.1 by default. kube-apiserver takes one bind address, so this
+   * replaces loopback: the e2e harness passes its pod network bridge's address, which the root namespace
+   * and the nodes' network namespaces both reach.
+   */
+  address?: string;
 }
 
 export interface ControlPlane {
-  /** https://127.0.0.1:<port> */
+  /** https://<address>:<port> (127.0.0.1 unless `address` says otherwise) */
   server: string;
   /** A kubeconfig file for a cluster administrator (system:masters). */
   kubeconfig: string;
@@ -57,6 +64,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const bin = await controlPlaneBinaries();
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "mosaic-control-plane-")));
+  const address = options.address ?? "127.0.0.1";
   const processes: ChildProcess[] = [];
   const stop = async () => {
     await Promise.all(processes.reverse().map(stopProcess));
@@ -79,8 +87,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     );
     const apiServerArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${apiPort}`,
       `--cert-dir=${join(dir, "apiserver")}`,
       `--token-auth-file=${files.tokens}`,
@@ -93,7 +101,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       "--allow-privileged=true",
     ];
     processes.push(launch(dir, "kube-apiserver", join(bin, "kube-apiserver"), apiServerArgs));
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${address}:${apiPort}`;
     await waitReady(server, files.token, processes);
     const ca = await readFile(join(dir, "apiserver", "apiserver.crt"));
     const kubeconfig = join(dir, "kubeconfig");

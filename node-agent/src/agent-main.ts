@@ -9,6 +9,7 @@ process.env.UV_THREADPOOL_SIZE ??= "64";
 import { Agent } from "./agent.ts";
 import { readClusterFile } from "./config.ts";
 import { createRootLogger } from "./log.ts";
+import type { HeartbeatTimings } from "./membership/config.ts";
 
 export interface AgentProcessOptions {
   clusterFile: string;
@@ -23,6 +24,8 @@ export interface AgentProcessOptions {
   outGraceMs?: number;
   /** Rebuild rate in bytes per second; 0 turns the rebuild off (AgentConfig.rebuildRateBytesPerSecond). */
   rebuildRateBytesPerSecond?: number;
+  /** Heartbeat interval and channel-down time (AgentConfig.heartbeat). */
+  heartbeat?: Partial<HeartbeatTimings>;
 }
 
 export async function runAgentProcess(options: AgentProcessOptions): Promise<void> {
@@ -47,6 +50,7 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
     ...(options.rebuildRateBytesPerSecond === undefined
       ? {}
       : { rebuildRateBytesPerSecond: options.rebuildRateBytesPerSecond }),
+    ...(options.heartbeat === undefined ? {} : { heartbeat: options.heartbeat }),
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
     log,

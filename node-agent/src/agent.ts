@@ -14,9 +14,15 @@ import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import { IpcServer } from "./ipc/ipc-server.ts";
 import type { Logger } from "./log.ts";
 import type { ChannelState } from "./membership/channel-detector.ts";
-import { defaultAgreementConfig, defaultDetectorConfig } from "./membership/config.ts";
+import {
+  type DetectorConfig,
+  defaultAgreementConfig,
+  detectorConfigFor,
+  type HeartbeatTimings,
+} from "./membership/config.ts";
 import type { MembershipEvent } from "./membership/membership-core.ts";
 import { filesServiceHandlers } from "./rpc/files-server.ts";
+import { AgentHealth, readinessOf } from "./rpc/health.ts";
 import { PeerClients } from "./rpc/peer-client.ts";
 import { peerServiceHandlers } from "./rpc/peer-server.ts";
 import { FILES_SERVICE, PEER_SERVICE, raiseServerReceiveWindow, serverOptions } from "./rpc/wire.ts";
@@ -36,6 +42,8 @@ export interface AgentConfig {
   heartbeatPort?: number;
   /** How long a node stays down in the agreed map before it is out and its pieces are rebuilt elsewhere (default 30 s). */
   outGraceMs?: number;
+  /** Heartbeat interval and channel-down time (the rest of detection scales with them); unset: the defaults. */
+  heartbeat?: Partial<HeartbeatTimings>;
   /** Directory of the request FIFO applications on this node write to (/run/mosaic in Kubernetes); none: no IPC. */
   ipcDir?: string;
   /** Bytes per second the scrubber reads to verify (and repair) this node's pieces; 0 turns it off. Default 16 MiB/s. */
@@ -73,6 +81,10 @@ export class Agent {
   readonly scrubber: Scrubber | undefined;
   /** Makes this node's pieces match the current placement (rebuilds, drops moved ones); undefined when off. */
   readonly rebuild: Rebuilder | undefined;
+  /** Readiness (grpc.health.v1.Health) on both channels; add it to another server to serve it there too. */
+  readonly health: AgentHealth;
+  readonly #detector: DetectorConfig;
+  #stopping = false;
   readonly #server: grpc.Server;
   readonly #peers: PeerClients;
   readonly #log: Logger;
@@ -100,6 +112,8 @@ export class Agent {
     ipc: IpcServer | undefined;
     scrubber: Scrubber | undefined;
     rebuild: Rebuilder | undefined;
+    health: AgentHealth;
+    detector: DetectorConfig;
   }) {
     this.nodeId = parts.nodeId;
     this.addresses = parts.addresses;
@@ -115,10 +129,14 @@ export class Agent {
     this.#ipc = parts.ipc;
     this.scrubber = parts.scrubber;
     this.rebuild = parts.rebuild;
+    this.health = parts.health;
+    this.#detector = parts.detector;
   }
 
   static async start(config: AgentConfig): Promise<Agent> {
     const log = config.log;
+    // Checked before anything opens: bad settings cost nothing.
+    const detector = detectorConfigFor(config.heartbeat ?? {});
     const state: AgentState = { map: config.map, volumes: volumeMap(config.volumes) };
     const store = await ChunkStore.open(config.dataDir, { capacityBytes: config.capacityBytes, log });
     const health: {
@@ -159,6 +177,8 @@ export class Agent {
       }),
     );
     server.addService(FILES_SERVICE, filesServiceHandlers(files, log));
+    const readiness = new AgentHealth();
+    readiness.addTo(server);
     const addresses = (await Promise.all(config.listen.map((a) => bind(server, a)))) as [string, string];
     if (!raiseServerReceiveWindow(server)) {
       log.warn("could not raise the gRPC server's receive window; puts will be slower");
@@ -180,11 +200,14 @@ export class Agent {
       ipc: config.ipcDir === undefined ? undefined : IpcServer.start({ dir: config.ipcDir, files, log }),
       scrubber: scrubberOf(config, ctx, store),
       rebuild,
+      health: readiness,
+      detector,
     });
     health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
     health.channelState = (node, channel) => agent.#heartbeats?.channelState(node, channel === 0 ? "A" : "B");
     health.nodeDown = (node) => agent.#heartbeats?.view(node)?.state === "down";
     await agent.#syncHeartbeats();
+    agent.#refreshReadiness();
     agent.scrubber?.start();
     agent.rebuild?.start();
     return agent;
@@ -222,7 +245,7 @@ export class Agent {
       self: this.nodeId,
       incarnation: Date.now(),
       map,
-      config: defaultDetectorConfig(1),
+      config: this.#detector,
       agreement: defaultAgreementConfig(this.#outGraceMs),
       bind: heartbeatEndpoints(self, port),
       endpointOf: (node, channel) => {
@@ -261,16 +284,29 @@ export class Agent {
   /** Adopts a newer cluster map (and volume set); an older or equal epoch is ignored. */
   update(map: ClusterMap, volumes: VolumeSpec[] = [...this.#state.volumes.values()]): boolean {
     if (map.epoch <= this.#state.map.epoch) return false;
+    const before = this.#state.map;
     this.#state.volumes = volumeMap(volumes);
     this.#state.map = map;
     this.#log.info({ epoch: map.epoch, nodes: map.nodes.length }, "cluster map updated");
+    this.#refreshReadiness();
+    // Calls to a node the map now has down would wait for keepalive (a partition drops packets silently).
+    for (const node of map.nodes)
+      if (node.state !== "up" && nodeById(before, node.id)?.state === "up") this.#peers.nodeLost(node.id);
     void this.#syncHeartbeats();
     this.rebuild?.nudge(`map epoch ${map.epoch}`);
     return true;
   }
 
+  #refreshReadiness(): void {
+    const readiness = readinessOf({ self: this.nodeId, map: this.#state.map, stopping: this.#stopping });
+    if (this.health.set(readiness))
+      this.#log.info({ ready: readiness.serving, why: readiness.reason }, "readiness");
+  }
+
   /** Lets calls in flight finish for up to `graceMs`, then cuts the rest. */
   async stop(graceMs = 2_000): Promise<void> {
+    this.#stopping = true;
+    this.#refreshReadiness();
     await this.scrubber?.stop();
     await this.rebuild?.stop();
     await this.#ipc?.close();

@@ -7,6 +7,7 @@
 //   - gets two extra interfaces from Multus, net1 and net2, for channel A and B;
 //   - learns who it is from the downward API.
 import type { V1DaemonSet } from "@kubernetes/client-node";
+import { READINESS_SERVICE } from "../../node-agent/src/rpc/readiness-service.ts";
 import { AGENT_LABELS } from "./api/agents.ts";
 
 export interface AgentDaemonSetSettings {
@@ -37,6 +38,8 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
     { name: "MOSAIC_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
     { name: "MOSAIC_POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
     { name: "MOSAIC_POD_UID", valueFrom: { fieldRef: { fieldPath: "metadata.uid" } } },
+    // Where kubelet's readiness probe dials: the agent serves its health there too (kube/probe-server.ts).
+    { name: "MOSAIC_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
     // Multus writes the interfaces it attached, with their addresses, into this annotation.
     {
       name: "MOSAIC_NETWORK_STATUS",
@@ -84,8 +87,12 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
               ],
               env,
               ports: [{ name: "grpc", containerPort: s.port, protocol: "TCP" }],
+              // grpc.health.v1.Health/Check on the pod IP: SERVING once the agent is up in the map it holds.
               readinessProbe: {
-                grpc: { port: s.port },
+                grpc: {
+                  port: s.port,
+                  ...(READINESS_SERVICE === "" ? {} : { service: READINESS_SERVICE }),
+                },
                 periodSeconds: 2,
                 failureThreshold: 2,
               },

@@ -52,7 +52,7 @@ interface Held {
 }
 
 /** What the agents hold, as best their reports tell: the freshest live agent's view of our last map. */
-function heldStates(published: ClusterMap | undefined, reports: readonly NodeReport[]) {
+export function heldStates(published: ClusterMap | undefined, reports: readonly NodeReport[]) {
   const held = new Map<string, Held>(
     (published?.nodes ?? []).map((n) => [
       n.id,

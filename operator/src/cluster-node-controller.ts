@@ -26,6 +26,7 @@ import {
 } from "./api/cluster-map.ts";
 import type { ClusterNode, ClusterNodeStatus, Condition } from "./api/types.ts";
 import { type MembershipChange, type NodeReport, planClusterMap } from "./cluster-map-plan.ts";
+import { type ClusterView, clusterView } from "./cluster-view.ts";
 import { recordEvent } from "./framework/controller.ts";
 import { ResilientInformer } from "./framework/informer.ts";
 import { isNotFound, type KubeRest } from "./framework/kube-rest.ts";
@@ -60,6 +61,8 @@ export interface ClusterNodeControllerOptions {
   defaultLeaseMs?: number;
   /** Names the operator in Events. */
   component?: string;
+  /** After each reconcile (something about nodes, Leases or the map may have changed): StripedVolume status follows. */
+  onChange?: () => void;
 }
 
 const KEY = "membership";
@@ -198,6 +201,17 @@ export class ClusterNodeController implements OperatorPart {
     let next = Number.POSITIVE_INFINITY;
     for (const l of liveness.values()) next = Math.min(next, l.nextChangeMs);
     this.#wakeAt(next);
+    this.#o.onChange?.();
+  }
+
+  /** The members of the map, their state, liveness and reports, from the caches (cluster-view.ts). */
+  view(): ClusterView {
+    const now = performance.now();
+    return clusterView(
+      this.#publishedMap(),
+      this.#nodes.list(),
+      (node) => this.#clock.liveness(node, now, this.#o.outGraceMs).liveness,
+    );
   }
 
   #publishedMap(): ClusterMap | undefined {

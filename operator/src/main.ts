@@ -1,13 +1,14 @@
 // The operator process, as its Deployment runs it: settings from the
 // environment (the Helm chart sets them), leader election on a Lease in its
 // own namespace, the node-agent DaemonSet kept as declared, and the
-// ClusterNodes and cluster map (cluster-node-controller.ts).
+// ClusterNodes and cluster map (cluster-node-controller.ts), and each
+// StripedVolume's status (striped-volume-controller.ts).
 //   MOSAIC_NAMESPACE, MOSAIC_AGENT_IMAGE, MOSAIC_NETWORK_A, MOSAIC_NETWORK_B, ... (see settingsFromEnv)
 import { hostname } from "node:os";
 import { createRootLogger } from "../../node-agent/src/log.ts";
-import { ClusterNodeController } from "./cluster-node-controller.ts";
 import { Operator } from "./framework/operator.ts";
 import { DAEMON_SETS } from "./framework/resources.ts";
+import { runMembershipAndVolumes } from "./membership-and-volumes.ts";
 import { applyAgentDaemonSet } from "./reconcile-daemonset.ts";
 import { settingsFromEnv } from "./settings.ts";
 
@@ -34,15 +35,11 @@ operator.keep({
   },
   reconcile: () => applyAgentDaemonSet(operator.rest, settings.agent),
 });
-operator.run(
-  new ClusterNodeController({
-    kc: operator.kc,
-    rest: operator.rest,
-    namespace: settings.agent.namespace,
-    outGraceMs: settings.outGraceMs,
-    log,
-  }),
-);
+runMembershipAndVolumes(operator, {
+  namespace: settings.agent.namespace,
+  outGraceMs: settings.outGraceMs,
+  log,
+});
 await operator.start();
 log.info({ namespace: settings.agent.namespace }, "operator started");
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -8,9 +8,8 @@
 // Lease lapses and Lost after the grace, and every other agent adopts the
 // map that takes it out.
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type ControlPlane, startControlPlane } from "../../e2e/control-plane/control-plane.ts";
+import type { ControlPlane } from "../../e2e/control-plane/control-plane.ts";
 import type { ClusterMap } from "../../node-agent/src/core/cluster-map.ts";
 import { silentLogger } from "../../node-agent/src/log.ts";
 import { expectTestFile, putTestFile, testFile } from "../../node-agent/test/helpers/cluster-files.ts";
@@ -19,9 +18,8 @@ import type { ClusterNode } from "../src/api/types.ts";
 import { ClusterNodeController } from "../src/cluster-node-controller.ts";
 import { Operator } from "../src/framework/operator.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { installChartRbac, KubeAgents, serviceAccountKubeconfig } from "./helpers/kube-agents.ts";
+import { controlPlaneForAgents, eventsOn, KubeAgents } from "./helpers/kube-agents.ts";
 
-const CRDS = join(import.meta.dirname, "..", "..", "crds");
 const NS = "mosaic-system";
 const LEASE_SECONDS = 2;
 /** The operator's grace: short, so the test sees Lost soon. */
@@ -61,30 +59,14 @@ describe("agents in Kubernetes with the operator, on a real kube-apiserver", () 
   };
   const stateIn = (map: ClusterMap | undefined, i: number) =>
     map?.nodes.find((n) => n.id === agents.nodeName(i))?.state;
-  /** Events on a ClusterNode (cluster-scoped, so in "default", as a Node's are). */
-  const eventsOf = async (name: string): Promise<{ reason: string; type: string; message: string }[]> => {
-    const selector = `involvedObject.kind=ClusterNode,involvedObject.name=${name}`;
-    const r = await cp.kubectl([
-      "get",
-      "events",
-      "-n",
-      "default",
-      "--field-selector",
-      selector,
-      "-o",
-      "json",
-    ]);
-    return JSON.parse(r.stdout).items;
-  };
+  const eventsOf = (name: string) => eventsOn(cp, "ClusterNode", name);
   const logs = () => nodes.map((i) => `--- ${agents.nodeName(i)}\n${agents.logTail(i)}`).join("\n");
 
   before(async () => {
-    cp = await startControlPlane();
-    await cp.installCrds([join(CRDS, "stripedvolumes.yaml"), join(CRDS, "clusternodes.yaml")]);
-    await cp.kubectl(["create", "namespace", NS]);
-    await installChartRbac(cp, NS);
+    const ready = await controlPlaneForAgents(NS);
+    cp = ready.cp;
     operator = new Operator({
-      kubeconfig: await serviceAccountKubeconfig(cp, NS, "mosaic-operator"),
+      kubeconfig: ready.operatorKubeconfig,
       identity: "test-operator",
       log: silentLogger(),
     });
@@ -100,7 +82,7 @@ describe("agents in Kubernetes with the operator, on a real kube-apiserver", () 
     await operator.start();
     agents = await KubeAgents.start({
       count: nodes.length,
-      kubeconfig: await serviceAccountKubeconfig(cp, NS, "mosaic-agent"),
+      kubeconfig: ready.agentKubeconfig,
       namespace: NS,
       leaseSeconds: LEASE_SECONDS,
       outGraceMs: AGENTS_OUT_GRACE_MS,

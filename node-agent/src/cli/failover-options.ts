@@ -1,17 +1,65 @@
 // The failover settings an agent takes on the command line, shared by
 // `mosaic agent` (one agent) and `mosaic up` (every agent of a local
 // cluster), so both say the same thing and parse it the same way.
-import { Option } from "commander";
-import { OUT_GRACE_DEFAULT_MS } from "../membership/config.ts";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import {
+  CHANNEL_DOWN_MAX_MS,
+  defaultDetectorConfig,
+  detectorConfigFor,
+  HEARTBEAT_INTERVAL_MAX_MS,
+  type HeartbeatTimings,
+  OUT_GRACE_DEFAULT_MS,
+} from "../membership/config.ts";
 import { parseDuration, parseSize } from "./parse.ts";
 
 /** The agent's own default (agent.ts), repeated here to show it in --help. */
 export const REBUILD_RATE_DEFAULT_BYTES_PER_SECOND = 64 * 2 ** 20;
 
 /** When a node that is down counts as gone, and how fast its pieces are rebuilt elsewhere. */
-export interface FailoverSettings {
+export interface FailoverSettings extends Partial<HeartbeatTimings> {
   outGraceMs: number;
   rebuildRateBytesPerSecond: number;
+}
+
+const DETECTOR_DEFAULTS = defaultDetectorConfig(1);
+
+export function heartbeatIntervalOption(whose: string): Option {
+  return new Option(
+    "--heartbeat-interval <duration>",
+    `how often ${whose} sends a heartbeat to each peer it is watched by, on each channel (e.g. 20ms, 100ms)`,
+  )
+    .argParser((text) => withinMs(text, HEARTBEAT_INTERVAL_MAX_MS))
+    .default(DETECTOR_DEFAULTS.heartbeatIntervalMs, `${DETECTOR_DEFAULTS.heartbeatIntervalMs}ms`);
+}
+
+export function channelDownOption(whose: string): Option {
+  return new Option(
+    "--channel-down <duration>",
+    `silence after which ${whose} takes a peer's channel as down and moves its traffic to the other ` +
+      "channel; a peer silent on both for 3 times this is down (e.g. 150ms, 1s)",
+  )
+    .argParser((text) => withinMs(text, CHANNEL_DOWN_MAX_MS))
+    .default(DETECTOR_DEFAULTS.downAfterMs, `${DETECTOR_DEFAULTS.downAfterMs}ms`);
+}
+
+function withinMs(text: string, maxMs: number): number {
+  const ms = parseDuration(text);
+  if (ms > maxMs) throw new InvalidArgumentError(`${JSON.stringify(text)} is longer than ${maxMs / 1000}s`);
+  return ms;
+}
+
+/** The two heartbeat flags as timings; a pair that cannot work together is a usage error (exit 2). */
+export function heartbeatFlags(
+  flags: { heartbeatInterval: number; channelDown: number },
+  cmd: Command,
+): HeartbeatTimings {
+  const timings = { heartbeatIntervalMs: flags.heartbeatInterval, channelDownMs: flags.channelDown };
+  try {
+    detectorConfigFor(timings);
+  } catch (error) {
+    cmd.error(`error: ${(error as Error).message}`);
+  }
+  return timings;
 }
 
 export function outGraceOption(whose: string): Option {
@@ -36,5 +84,14 @@ export function rebuildRateOption(whose: string): Option {
 
 /** The flags as `mosaic agent` arguments, for a process that starts agents. */
 export function failoverArgs(flags: FailoverSettings): string[] {
-  return ["--out-grace", `${flags.outGraceMs}ms`, "--rebuild-rate", String(flags.rebuildRateBytesPerSecond)];
+  const args = [
+    "--out-grace",
+    `${flags.outGraceMs}ms`,
+    "--rebuild-rate",
+    String(flags.rebuildRateBytesPerSecond),
+  ];
+  if (flags.heartbeatIntervalMs !== undefined)
+    args.push("--heartbeat-interval", `${flags.heartbeatIntervalMs}ms`);
+  if (flags.channelDownMs !== undefined) args.push("--channel-down", `${flags.channelDownMs}ms`);
+  return args;
 }

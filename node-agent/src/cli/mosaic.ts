@@ -11,7 +11,13 @@ import { get } from "./commands/get.ts";
 import { nodesIn } from "./commands/nodes-in.ts";
 import { put } from "./commands/put.ts";
 import { up } from "./commands/up.ts";
-import { outGraceOption, rebuildRateOption } from "./failover-options.ts";
+import {
+  channelDownOption,
+  heartbeatFlags,
+  heartbeatIntervalOption,
+  outGraceOption,
+  rebuildRateOption,
+} from "./failover-options.ts";
 import { describeFailure } from "./failure.ts";
 import { NODES_MAX } from "./local-plan.ts";
 import { integerIn, parseSize } from "./parse.ts";
@@ -96,6 +102,8 @@ command(
   )
   .addOption(outGraceOption("a"))
   .addOption(rebuildRateOption("this agent"))
+  .addOption(heartbeatIntervalOption("this agent"))
+  .addOption(channelDownOption("this agent"))
   .action(
     async (
       options: {
@@ -108,10 +116,13 @@ command(
         scrubRate: number;
         outGrace: number;
         rebuildRate: number;
+        heartbeatInterval: number;
+        channelDown: number;
       },
       cmd: Command,
     ) => {
       const local = {
+        heartbeat: heartbeatFlags(options, cmd),
         dataDir: options.dataDir,
         capacityBytes: options.capacity,
         scrubRateBytesPerSecond: options.scrubRate,
@@ -161,20 +172,27 @@ command(
   )
   .addOption(outGraceOption("a"))
   .addOption(rebuildRateOption("each agent"))
+  .addOption(heartbeatIntervalOption("each agent"))
+  .addOption(channelDownOption("each agent"))
   .option("--once", "stop the cluster after the check; exit code 0 only if it passed")
   .option("--no-check", "skip writing and verifying the check file")
   .action(
-    async (o: {
-      nodes: number;
-      dir: string;
-      basePort: number;
-      size: number;
-      capacity: number;
-      outGrace: number;
-      rebuildRate: number;
-      once?: boolean;
-      check: boolean;
-    }) => {
+    async (
+      o: {
+        nodes: number;
+        dir: string;
+        basePort: number;
+        size: number;
+        capacity: number;
+        outGrace: number;
+        rebuildRate: number;
+        heartbeatInterval: number;
+        channelDown: number;
+        once?: boolean;
+        check: boolean;
+      },
+      cmd: Command,
+    ) => {
       const code = await up({
         nodes: o.nodes,
         dir: o.dir,
@@ -183,6 +201,7 @@ command(
         capacityBytes: o.capacity,
         outGraceMs: o.outGrace,
         rebuildRateBytesPerSecond: o.rebuildRate,
+        heartbeat: heartbeatFlags(o, cmd),
         once: o.once === true,
         check: o.check,
       });

@@ -2,7 +2,9 @@
 // publishes (the ConfigMap of operator/src/api/cluster-map.ts, watched by
 // name) and the StripedVolumes. Both are watches that come back after any
 // break (the framework's ResilientInformer), and each change is handed on
-// whole: the newest map, the full volume set.
+// whole: the newest map, the full volume set. A StripedVolume being deleted
+// (the operator's finalizer holds it) leaves the volume set and is handed on
+// as one to delete from this node.
 import type { KubeConfig } from "@kubernetes/client-node";
 import {
   CLUSTER_MAP_CONFIGMAP,
@@ -33,6 +35,13 @@ export interface ClusterSourceOptions {
   log: Logger;
   onMap?: (map: ClusterMap) => void;
   onVolumes?: (volumes: VolumeSpec[]) => void;
+  /** The StripedVolumes being deleted, whenever that list changes. */
+  onDeleting?: (deleting: DeletingVolume[]) => void;
+}
+
+export interface DeletingVolume {
+  name: string;
+  uid: string;
 }
 
 export class ClusterSource {
@@ -43,6 +52,7 @@ export class ClusterSource {
   #map: ClusterMap | undefined;
   #mapVersion: string | undefined;
   #volumeSpecs: VolumeSpec[] = [];
+  #deleting: DeletingVolume[] = [];
   #refused = "";
   #started = false;
 
@@ -88,6 +98,11 @@ export class ClusterSource {
     return this.#volumeSpecs;
   }
 
+  /** StripedVolumes with a deletion timestamp, in name order. */
+  deleting(): DeletingVolume[] {
+    return this.#deleting;
+  }
+
   #readMap(): void {
     const cm = this.#maps.get(CLUSTER_MAP_CONFIGMAP, this.#o.namespace);
     if (cm === undefined || cm.metadata?.resourceVersion === this.#mapVersion) return;
@@ -107,7 +122,18 @@ export class ClusterSource {
   }
 
   #readVolumes(): void {
-    const { volumes, refused } = volumeSpecsOf(this.#volumes.list());
+    const all = this.#volumes.list();
+    const deleting = all
+      .filter((sv) => sv.metadata?.deletionTimestamp !== undefined)
+      .map((sv) => ({ name: sv.metadata?.name ?? "", uid: sv.metadata?.uid ?? "" }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (JSON.stringify(deleting) !== JSON.stringify(this.#deleting)) {
+      this.#deleting = deleting;
+      if (this.#started) this.#o.onDeleting?.(deleting);
+    }
+    const { volumes, refused } = volumeSpecsOf(
+      all.filter((sv) => sv.metadata?.deletionTimestamp === undefined),
+    );
     const text = JSON.stringify(refused);
     if (text !== this.#refused) {
       this.#refused = text;

@@ -25,6 +25,11 @@ export interface AgentIdentity {
   port: number;
   /** Channel A and channel B. */
   channels: [ChannelAttachment, ChannelAttachment];
+  /**
+   * The pod network's address (downward API status.podIP): where kubelet's
+   * readiness probe dials; undefined when the environment does not give it.
+   */
+  podIP: string | undefined;
 }
 
 /** One entry of k8s.v1.cni.cncf.io/network-status, as Multus writes it (only what we read). */
@@ -98,7 +103,10 @@ export function identityFromEnv(env: Record<string, string | undefined>): AgentI
   const port = Number(rawPort);
   if (rawPort !== "" && (!/^\d+$/.test(rawPort) || port < 1 || port > 65_535))
     problems.push(`MOSAIC_PORT=${rawPort} must be a port number from 1 to 65535`);
+  const podIP = env.MOSAIC_POD_IP?.trim() || undefined;
+  if (podIP !== undefined && isIP(podIP) === 0)
+    problems.push(`MOSAIC_POD_IP=${podIP} (downward API status.podIP) is not an IP address`);
   if (problems.length > 0) throw badConfig(problems);
   const channels = channelsFromNetworkStatus(env.MOSAIC_NETWORK_STATUS ?? "", port);
-  return { nodeName, podName, namespace, port, channels };
+  return { nodeName, podName, namespace, port, channels, podIP };
 }

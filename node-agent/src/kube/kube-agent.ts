@@ -4,9 +4,13 @@
 //   liveness  — a Lease renewed every third of its duration (agent-lease.ts)
 //   map       — the operator's ConfigMap, watched; a newer epoch is handed to
 //               agent.update(), where it joins the agents' own agreement
-//   volumes   — StripedVolumes, watched, handed to agent.setVolumes()
+//   volumes   — StripedVolumes, watched, handed to agent.setVolumes(); one
+//               being deleted has its pieces removed here (volume-purge.ts)
 //   status    — its ClusterNode, reconciled on every membership event, store
-//               or load change (node-reporter.ts)
+//               or load change (node-reporter.ts), with what it holds of
+//               each volume and its rebuild (volume-report.ts)
+//   readiness — the agent's gRPC health service, also on the pod IP where
+//               kubelet's probe dials (probe-server.ts)
 // Until the operator lists this node, the agent serves but sends no
 // heartbeats (Agent does that for any node not in its map).
 import { performance } from "node:perf_hooks";
@@ -14,14 +18,17 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { KubeRest } from "@mosaic/operator/framework/kube-rest.ts";
 import { Agent, type AgentConfig } from "../agent.ts";
 import { listenForStop } from "../cli/stop-signal.ts";
-import { createRootLogger } from "../log.ts";
+import { createRootLogger, type Logger } from "../log.ts";
 import { AgentLease } from "./agent-lease.ts";
 import { ClusterSource } from "./cluster-source.ts";
 import { type AgentIdentity, identityFromEnv } from "./identity.ts";
 import { type LoadLevel, nextLoadLevel } from "./load-level.ts";
 import { NodeReporter } from "./node-reporter.ts";
 import { type AgentSnapshot, agentStatus } from "./node-status.ts";
+import { type ProbeServer, startProbeServer } from "./probe-server.ts";
 import { kubeAgentSettingsFromEnv } from "./settings.ts";
+import { VolumePurger } from "./volume-purge.ts";
+import { VolumeReport } from "./volume-report.ts";
 
 /** The command line's settings; MOSAIC_HEARTBEAT_OUT_GRACE_MS (the DaemonSet's) wins over its --out-grace. */
 export type KubernetesAgentOptions = Pick<
@@ -32,6 +39,7 @@ export type KubernetesAgentOptions = Pick<
   | "scrubRateBytesPerSecond"
   | "rebuildRateBytesPerSecond"
   | "outGraceMs"
+  | "heartbeat"
 > & { env?: Record<string, string | undefined> };
 
 /** How often load and store use are sampled; a change of level or rounded size is a status transition. */
@@ -68,19 +76,26 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
 
   let agent: Agent | undefined;
   let reporter: NodeReporter | undefined;
+  let volumeReport: VolumeReport | undefined;
+  let purger: VolumePurger | undefined;
   const source = new ClusterSource({
     kc,
     rest,
     namespace: id.namespace,
     log,
     onMap: (map) => agent?.update(map),
-    onVolumes: (volumes) => agent?.setVolumes(volumes),
+    onVolumes: (volumes) => {
+      agent?.setVolumes(volumes);
+      volumeReport?.volumesChanged();
+    },
+    onDeleting: (deleting) => void purger?.deleting(deleting),
   });
   await source.start();
   const startVolumes = source.volumes();
   agent = await Agent.start({
     ...local,
     outGraceMs: settings.outGraceMs ?? local.outGraceMs,
+    heartbeat: { ...local.heartbeat, ...settings.heartbeat },
     nodeId: id.nodeName,
     listen: [id.channels[0].address, id.channels[1].address],
     map: source.map() ?? { epoch: 0, nodes: [] },
@@ -94,12 +109,34 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
   if (source.volumes() !== startVolumes) agent.setVolumes(source.volumes());
 
   const running = agent;
+  const probe = await probeServerFor(running, id, log);
+  const purge = new VolumePurger({
+    store: running.store,
+    onChange: () => {
+      volumeReport?.volumesChanged();
+      reporter?.nudge();
+    },
+    log,
+  });
+  purger = purge;
+  const volumes = new VolumeReport({
+    store: running.store,
+    served: () => source.volumes().map((v) => v.name),
+    rebuild: () => running.rebuild?.progress(),
+    onChange: () => reporter?.nudge(),
+    onScanned: (scanned) => void purge.held(scanned),
+    log,
+  });
+  volumeReport = volumes;
+  // Volumes deleted while this agent was starting (or away, their finalizer still held).
+  await purge.deleting(source.deleting());
+  await volumes.start();
   let load: LoadLevel = "Low";
   reporter = new NodeReporter({
     kc,
     rest,
     node: id.nodeName,
-    status: () => agentStatus(snapshotOf(running, id, load)),
+    status: () => agentStatus(snapshotOf(running, id, load, volumes, purge)),
     log,
   });
   await reporter.start();
@@ -117,15 +154,39 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
   log.info({ signal }, "stopping");
   clearInterval(sampler);
   lease.stop();
+  await volumes.stop();
   await reporter.stop();
   await source.stop();
   await agent.stop();
+  await probe?.stop();
   log.flush();
   // Idle keep-alive timers of gRPC and HTTP clients must not hold the process open.
   process.exit(0);
 }
 
-function snapshotOf(agent: Agent, id: AgentIdentity, load: LoadLevel): AgentSnapshot {
+/** Readiness on the pod IP for kubelet, unless the environment does not say it or a channel already has it. */
+async function probeServerFor(
+  agent: Agent,
+  id: AgentIdentity,
+  log: Logger,
+): Promise<ProbeServer | undefined> {
+  if (id.podIP === undefined) {
+    log.warn(
+      "MOSAIC_POD_IP is not set: readiness is served on the channels only, where kubelet's probe does not dial",
+    );
+    return undefined;
+  }
+  if (id.channels.some((c) => c.ip === id.podIP)) return undefined;
+  return startProbeServer(agent.health, id.podIP, id.port, log);
+}
+
+function snapshotOf(
+  agent: Agent,
+  id: AgentIdentity,
+  load: LoadLevel,
+  volumes: VolumeReport,
+  purge: VolumePurger,
+): AgentSnapshot {
   const heartbeats = agent.heartbeats;
   const peers = heartbeats?.core.watched().flatMap((peer) => heartbeats.view(peer) ?? []) ?? [];
   return {
@@ -136,5 +197,8 @@ function snapshotOf(agent: Agent, id: AgentIdentity, load: LoadLevel): AgentSnap
     peers,
     usage: agent.store.usage(),
     load,
+    holdings: volumes.holdings,
+    rebuild: volumes.rebuild,
+    deletedVolumes: purge.purged,
   };
 }

@@ -13,6 +13,7 @@ import type {
   ClusterNodeStatus,
   Condition,
   ObservedMap,
+  VolumeHolding,
 } from "@mosaic/operator/api/crds.generated.ts";
 import type { ClusterMap } from "../core/cluster-map.ts";
 import type { ChannelState } from "../membership/channel-detector.ts";
@@ -20,6 +21,7 @@ import type { Channel } from "../membership/heartbeat.ts";
 import type { PeerView } from "../membership/peer-health.ts";
 import type { ChannelAttachment } from "./identity.ts";
 import type { LoadLevel } from "./load-level.ts";
+import type { NodeRebuildReport } from "./node-rebuild.ts";
 import { bytesQuantity } from "./quantity.ts";
 
 export interface AgentSnapshot {
@@ -33,6 +35,11 @@ export interface AgentSnapshot {
   peers: PeerView[];
   usage: { usedBytes: number; capacityBytes: number; freeBytes: number };
   load: LoadLevel;
+  /** Per volume, what this node holds (volume-report.ts): the operator's StripedVolume status adds them up. */
+  holdings: VolumeHolding[];
+  rebuild: NodeRebuildReport;
+  /** uids of the StripedVolumes being deleted whose pieces are gone from here (volume-purge.ts). */
+  deletedVolumes: string[];
 }
 
 /** The status fields the agent owns. */
@@ -47,6 +54,9 @@ export type AgentStatus = Required<
     | "capacity"
     | "used"
     | "observedMap"
+    | "volumes"
+    | "rebuild"
+    | "deletedVolumes"
     | "conditions"
   >
 >;
@@ -138,6 +148,9 @@ export function agentStatus(s: AgentSnapshot): AgentStatus {
     capacity: bytesQuantity(s.usage.capacityBytes),
     used: bytesQuantity(s.usage.usedBytes),
     observedMap: { epoch: s.map.epoch, baseEpoch: s.baseEpoch, down: down.sort(), out: out.sort(byNode) },
+    volumes: s.holdings,
+    rebuild: s.rebuild,
+    deletedVolumes: s.deletedVolumes,
     conditions: [readyCondition(s, own)],
   };
 }
@@ -161,7 +174,19 @@ export function statusPatch(
   nowIso: string,
 ): Partial<ClusterNodeStatus> | undefined {
   const patch: Partial<ClusterNodeStatus> = {};
-  for (const key of ["phase", "channelA", "channelB", "activeChannel", "load", "capacity", "used"] as const) {
+  const keys = [
+    "phase",
+    "channelA",
+    "channelB",
+    "activeChannel",
+    "load",
+    "capacity",
+    "used",
+    "volumes",
+    "rebuild",
+    "deletedVolumes",
+  ] as const;
+  for (const key of keys) {
     if (!isDeepStrictEqual(desired[key], stored?.[key])) Object.assign(patch, { [key]: desired[key] });
   }
   if (!isDeepStrictEqual(normalMap(desired.observedMap), normalMap(stored?.observedMap)))

@@ -46,6 +46,53 @@ export function defaultDetectorConfig(toleratedLosses = 1): DetectorConfig {
   });
 }
 
+/** The two detector timings an operator sets: `--heartbeat-interval`, `--channel-down`, the chart's `heartbeat`. */
+export interface HeartbeatTimings {
+  heartbeatIntervalMs: number;
+  /** Silence on a channel after which it is down and traffic moves to the other (downAfterMs). */
+  channelDownMs: number;
+}
+
+export const HEARTBEAT_INTERVAL_MAX_MS = 10_000;
+export const CHANNEL_DOWN_MAX_MS = 60_000;
+
+/**
+ * The detector for an operator's timings, the rest kept in the defaults'
+ * proportions to the channel-down time (suspect at 60 % of it, node down at
+ * 3×, a returning channel held 4×), so one number moves detection as a whole.
+ * Unset timings keep the defaults: `detectorConfigFor({})` is
+ * `defaultDetectorConfig(k)`. Errors name the settings, not the fields.
+ */
+export function detectorConfigFor(timings: Partial<HeartbeatTimings>, toleratedLosses = 1): DetectorConfig {
+  const base = defaultDetectorConfig(toleratedLosses);
+  const interval = timings.heartbeatIntervalMs ?? base.heartbeatIntervalMs;
+  const down = timings.channelDownMs ?? base.downAfterMs;
+  const refuse = (why: string) => new MosaicError("MOSAIC_ERR_BAD_REQUEST", `heartbeat settings: ${why}`);
+  if (!Number.isSafeInteger(interval) || interval < 1 || interval > HEARTBEAT_INTERVAL_MAX_MS)
+    throw refuse(`the heartbeat interval must be 1 to ${HEARTBEAT_INTERVAL_MAX_MS} ms, got ${interval}`);
+  if (!Number.isSafeInteger(down) || down < 1 || down > CHANNEL_DOWN_MAX_MS)
+    throw refuse(`the channel-down time must be 1 to ${CHANNEL_DOWN_MAX_MS} ms, got ${down}`);
+  // k heartbeats lost in a row leave k+1 intervals of silence, seen up to a tick late: that
+  // alone must not raise suspicion, and a channel is suspect before it is down.
+  const quietMs = (toleratedLosses + 1) * interval + base.tickMs;
+  const suspectMs = Math.max(quietMs + 1, Math.round(down * 0.6));
+  if (down <= suspectMs)
+    throw refuse(
+      `a channel-down time of ${down} ms is too short for a ${interval} ms heartbeat interval: ` +
+        `${toleratedLosses + 1} heartbeats in a row may be lost (${quietMs} ms of silence with the ${base.tickMs} ms tick), ` +
+        `so a channel can be down no sooner than ${quietMs + 2} ms; lengthen it or shorten the interval`,
+    );
+  return validateDetectorConfig({
+    ...base,
+    heartbeatIntervalMs: interval,
+    suspectAfterMs: suspectMs,
+    downAfterMs: down,
+    nodeDownAfterMs: 3 * down,
+    holdDownMs: 4 * down,
+    newsRefreshMs: Math.max(base.newsRefreshMs, interval),
+  });
+}
+
 function bad(field: string, why: string): MosaicError {
   return new MosaicError("MOSAIC_ERR_BAD_REQUEST", `detector config: ${field} ${why}`);
 }

@@ -18,6 +18,17 @@ export class ChannelLost extends MosaicError {
   }
 }
 
+/**
+ * Why a call was cut: the agreed map has its node down (both channels silent
+ * past the node budget, or cut off). Not retried on the other channel: the
+ * caller reads or writes around the node instead of waiting out keepalive.
+ */
+export class NodeLost extends MosaicError {
+  constructor(peer: string) {
+    super("MOSAIC_ERR_PEER_UNAVAILABLE", `${peer}: down in the agreed map; its calls in flight end`);
+  }
+}
+
 export interface CallTicket {
   /** Aborts (with a ChannelLost reason) when the call's channel is lost. */
   signal: AbortSignal;

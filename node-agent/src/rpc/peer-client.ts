@@ -27,6 +27,7 @@ import {
   CHANNEL_NAMES,
   type ChannelIndex,
   ChannelLost,
+  NodeLost,
   unlessAborted,
 } from "./calls-in-flight.ts";
 import { type ForwardRoute, forwardResumably } from "./forward-sender.ts";
@@ -236,6 +237,21 @@ export class PeerClients {
     );
   }
 
+  /**
+   * The agreed map has `node` down: every call in flight to it ends now, on
+   * both channels, and is not tried again there. Heartbeats alone never do
+   * this (see healthChanged): the map needs watchers to agree, so a busy peer
+   * is not cut off by one observer's hiccup.
+   */
+  nodeLost(node: string): void {
+    const address = nodeById(this.#options.map(), node)?.addresses[0];
+    const error = new NodeLost(`${node}@${address ?? "?"}`);
+    const ended = this.#inFlight.abort(node, 0, error) + this.#inFlight.abort(node, 1, error);
+    for (const channel of [0, 1] as const) this.#waits.abort(waitKey(node, channel));
+    if (ended > 0)
+      this.#log.info({ peer: node, callsEnded: ended }, "node down in the map: its calls in flight end");
+  }
+
   /** The heartbeats hear `node` on `channel` again: a call that fails there may wait for a reconnect again. */
   channelBack(node: string, channel: ChannelIndex): void {
     this.#waits.forget(waitKey(node, channel));
@@ -353,7 +369,7 @@ export class PeerClients {
       try {
         return await this.#attempt(node, channel, call);
       } catch (error) {
-        if (!isMosaicError(error, "MOSAIC_ERR_PEER_UNAVAILABLE")) throw error;
+        if (!isMosaicError(error, "MOSAIC_ERR_PEER_UNAVAILABLE") || error instanceof NodeLost) throw error;
         failed[channel] = error;
         return undefined;
       }

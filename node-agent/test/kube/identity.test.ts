@@ -117,6 +117,15 @@ describe("identity from the environment", () => {
     );
   });
 
+  test("the pod IP, where kubelet's probe dials, when the downward API gives it", () => {
+    assert.equal(identityFromEnv(ENV).podIP, undefined);
+    assert.equal(identityFromEnv({ ...ENV, MOSAIC_POD_IP: "10.244.1.7" }).podIP, "10.244.1.7");
+    assert.throws(
+      () => identityFromEnv({ ...ENV, MOSAIC_POD_IP: "10.244.1" }),
+      /MOSAIC_POD_IP=10.244.1 \(downward API status.podIP\) is not an IP address/,
+    );
+  });
+
   test("a port out of range is refused", () => {
     assert.throws(() => identityFromEnv({ ...ENV, MOSAIC_PORT: "70000" }), /MOSAIC_PORT=70000/);
     assert.throws(() => identityFromEnv({ ...ENV, MOSAIC_PORT: "7400x" }), /MOSAIC_PORT=7400x/);

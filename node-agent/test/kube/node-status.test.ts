@@ -41,6 +41,9 @@ function snapshot(over: Partial<AgentSnapshot> = {}): AgentSnapshot {
     peers: [peer("up", "up"), peer("up", "up")],
     usage: { usedBytes: 3 * 2 ** 30, capacityBytes: 100 * 2 ** 30, freeBytes: 97 * 2 ** 30 },
     load: "Low",
+    holdings: [{ name: "media", pieces: 12, bytes: 12 * 2 ** 20 }],
+    rebuild: { state: "Idle", epoch: 7, settledEpoch: 7, bytesLeft: 0, bytesPerSecond: 0, etaSeconds: 0 },
+    deletedVolumes: [],
     ...over,
   };
 }
@@ -125,10 +128,13 @@ describe("the status patch", () => {
       "channelA",
       "channelB",
       "conditions",
+      "deletedVolumes",
       "load",
       "observedMap",
       "phase",
+      "rebuild",
       "used",
+      "volumes",
     ]);
     const stored = { ...first } as ClusterNodeStatus;
     assert.equal(statusPatch(desired, stored, NOW), undefined);
@@ -172,6 +178,30 @@ describe("the status patch", () => {
       statusPatch(agentStatus(snapshot({ usage: usage(3.5 * 2 ** 30) })), stored, NOW)?.used,
       "3.5Gi",
     );
+  });
+});
+
+describe("volumes and rebuild in the status", () => {
+  const NOW = "2026-11-21T10:00:00.000Z";
+
+  test("what it holds per volume and its rebuild are reported as given, and patched only when they change", () => {
+    const s = agentStatus(snapshot());
+    assert.deepEqual(s.volumes, [{ name: "media", pieces: 12, bytes: 12 * 2 ** 20 }]);
+    assert.equal(s.rebuild.settledEpoch, 7);
+    const stored = statusPatch(s, undefined, NOW) as ClusterNodeStatus;
+    const moving = snapshot({
+      rebuild: {
+        state: "Rebuilding",
+        epoch: 8,
+        settledEpoch: 7,
+        bytesLeft: 5 * 2 ** 20,
+        bytesPerSecond: 2 ** 20,
+        etaSeconds: 5,
+      },
+    });
+    assert.deepEqual(Object.keys(statusPatch(agentStatus(moving), stored, NOW) ?? {}), ["rebuild"]);
+    const more = snapshot({ holdings: [{ name: "media", pieces: 13, bytes: 13 * 2 ** 20 }] });
+    assert.deepEqual(Object.keys(statusPatch(agentStatus(more), stored, NOW) ?? {}), ["volumes"]);
   });
 });
 

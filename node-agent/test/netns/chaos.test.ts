@@ -60,6 +60,22 @@ function ops(app: JsonLinesProcess, fromMs: number, toMs = Number.POSITIVE_INFIN
   return app.lines.filter((l) => l.kind === "op" && (l.at as number) >= fromMs && (l.at as number) < toMs);
 }
 
+/** The ops in flight when a fault struck at `atMs`, and how long after it the last of them finished. */
+function inFlightAt(
+  app: JsonLinesProcess,
+  atMs: number,
+  op?: "read" | "write",
+): { count: number; stallMs: number; slowest?: Line } {
+  const end = (l: Line) => (l.at as number) + (l.ms as number);
+  const caught = ops(app, atMs - 60_000, atMs)
+    .filter((l) => end(l) > atMs && (op === undefined || l.op === op))
+    .sort((a, b) => end(b) - end(a));
+  const slowest = caught[0];
+  return slowest === undefined
+    ? { count: 0, stallMs: 0 }
+    : { count: caught.length, stallMs: end(slowest) - atMs, slowest };
+}
+
 function assertClean(summary: WorkloadSummary, what: string): void {
   const detail = `${what}: ${JSON.stringify({ ...summary, acked: undefined })}`;
   assert.equal(summary.readErrors, 0, detail);
@@ -107,16 +123,11 @@ describe("chaos in network namespaces: four agents under continuous I/O", { skip
     const summary = await stopWorkload(app);
     const during = ops(app, downAt, upAt);
     // An op in flight when the NIC died must move to B, not wait for the link (or a TCP timeout).
-    const end = (l: Line) => (l.at as number) + (l.ms as number);
-    const inFlight = ops(app, downAt - 60_000, downAt)
-      .filter((l) => end(l) > downAt)
-      .sort((a, b) => end(b) - end(a));
-    const slowest = inFlight[0];
-    const stallMs = slowest === undefined ? 0 : end(slowest) - downAt;
+    const { count, stallMs, slowest } = inFlightAt(app, downAt);
     const slowestDuring = Math.max(0, ...during.map((l) => l.ms as number));
     console.log(
       `NIC down: node-0 moved ${peer} (not watched by it) to channel B in ${movedMs} ms; back on A ${backMs} ms after the link returned; ` +
-        `${inFlight.length} ops in flight at the fault done ${stallMs} ms after it; ` +
+        `${count} ops in flight at the fault done ${stallMs} ms after it; ` +
         `${during.length} ops while down, the slowest ${slowestDuring} ms; ` +
         `${summary.reads} reads, ${summary.writes} writes, ${summary.writeRetries} write retries`,
     );
@@ -153,6 +164,9 @@ describe("chaos in network namespaces: four agents under continuous I/O", { skip
     await pc.partition(1, false);
     await sleep(3_000);
     const summary = await stopWorkload(app);
+    // Reads in flight to node-1 at the cut end with the agreed map (then go around it), not at keepalive (15 s).
+    const cut = inFlightAt(app, cutAt, "read");
+    const cutWrites = inFlightAt(app, cutAt, "write");
     assertClean(summary, "partition");
     // Through node-1's own agent, every file must be exactly what was last acknowledged.
     const check = pc.inNode(1, WORKLOAD, workloadArgs(pc, 1, { verifyOnly: true, expect: summary.acked }));
@@ -162,10 +176,16 @@ describe("chaos in network namespaces: four agents under continuous I/O", { skip
       "node-1 verification",
     )) as unknown as WorkloadSummary;
     console.log(
-      `partition: node-1 agreed down ${downMs} ms after the cut; healed at +${healAt - cutAt} ms; ` +
+      `partition: node-1 agreed down ${downMs} ms after the cut; ${cut.count} reads in flight at the cut done ` +
+        `${cut.stallMs} ms after it, ${cutWrites.count} writes ${cutWrites.stallMs} ms after it; ` +
+        `healed at +${healAt - cutAt} ms; ${summary.writeRetries} write retries; ` +
         `node-0 ${summary.reads} reads, ${summary.writes} writes; node-1 verified ${seen.verified} files`,
     );
     assert.ok(downMs <= 2_000, `node-1 agreed down after ${downMs} ms (budget 1 s)`);
+    assert.ok(
+      cut.stallMs <= downMs + 1_500,
+      `reads in flight at the cut finished only ${cut.stallMs} ms after it: ${JSON.stringify(cut.slowest)}`,
+    );
     assertClean(seen, "node-1 after the partition");
   });
 

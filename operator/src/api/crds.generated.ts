@@ -125,6 +125,19 @@ capacity?: string
  */
 used?: string
 observedMap?: ObservedMap
+/**
+ * What this agent holds of each volume it serves or still has pieces of (counted from its store at a low rate, after writes, deletes and rebuilds). The operator sums them into each StripedVolume's status. A volume is listed while it is in the agent's volume set, even with no pieces: the agent has taken its spec.
+ * 
+ * @maxItems 4096
+ */
+volumes?: VolumeHolding[]
+/**
+ * StripedVolumes being deleted (by uid) whose pieces this agent has removed from its store. The operator lets a volume go once every live agent lists it.
+ * 
+ * @maxItems 4096
+ */
+deletedVolumes?: string[]
+rebuild?: NodeRebuild
 conditions?: Condition[]
 }
 export interface ChannelStatus {
@@ -163,4 +176,35 @@ out?: OutNode[]
 export interface OutNode {
 node: string
 outEpoch: number
+}
+export interface VolumeHolding {
+name: string
+/**
+ * Chunk files held.
+ */
+pieces: number
+/**
+ * Their size on disk.
+ */
+bytes: number
+}
+/**
+ * This agent's rebuild: pulling the pieces placement puts on it after a map change. Written on transitions, and while pieces move at most every few seconds.
+ */
+export interface NodeRebuild {
+/**
+ * Rebuilding while pieces are being pulled; Off when the agent runs without a rebuild.
+ */
+state?: ("Idle" | "Rebuilding" | "Off")
+/**
+ * Map epoch of the pass in progress or last run.
+ */
+epoch?: number
+/**
+ * The newest map epoch at which a pass ended with nothing left to do here: every piece placement puts on this node is here.
+ */
+settledEpoch?: number
+bytesLeft?: number
+bytesPerSecond?: number
+etaSeconds?: number
 }

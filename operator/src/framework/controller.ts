@@ -8,6 +8,9 @@
 //   - generation not yet handled          → create (first time) or update,
 //                                           then note the generation handled
 //   - a timer due                         → timer
+//   - every pass over a live object       → reconcile: for what follows
+//                                           other objects (a status computed
+//                                           from the cluster; requeueAll())
 // Handlers must be idempotent: a crash between a handler and the note that it
 // ran means it runs again, which is what level-triggered means.
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
@@ -38,6 +41,8 @@ export interface KindHandlers<T extends KubernetesObject> {
   update?: ObjectHandler<T>;
   delete?: ObjectHandler<T>;
   timer?: { intervalMs: number; handler: ObjectHandler<T> };
+  /** Runs on every pass over a live object (watch event, resync, requeueAll), after create or update. */
+  reconcile?: ObjectHandler<T>;
   /** Every cached object is handled again this often, repairing missed events (default 60 s). */
   resyncMs?: number;
   backoff?: BackoffOptions;
@@ -96,7 +101,12 @@ export class Controller<T extends KubernetesObject> {
   /** Starts or stops acting; becoming active handles every cached object once. */
   setActive(active: boolean): void {
     this.#active = active;
-    if (active) for (const o of this.#informer.list()) this.#queue.add(keyOf(o));
+    this.requeueAll();
+  }
+
+  /** Handles every cached object again (while active): something they depend on changed. */
+  requeueAll(): void {
+    if (this.#active) for (const o of this.#informer.list()) this.#queue.add(keyOf(o));
   }
 
   drained(): Promise<void> {
@@ -155,6 +165,7 @@ export class Controller<T extends KubernetesObject> {
       });
       this.#handled.set(key, { uid: meta.uid, generation });
     }
+    await this.#h.reconcile?.(object, ctx);
     const timer = this.#h.timer;
     if (timer !== undefined) {
       const due = this.#timerDue.get(key) ?? 0;

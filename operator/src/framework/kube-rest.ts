@@ -83,11 +83,19 @@ export class KubeRest {
     const url = new URL(path, this.#server);
     const options: https.RequestOptions = {
       method,
-      headers: { accept: "application/json", ...(body === undefined ? {} : { "content-type": contentType }) },
+      headers: { accept: "application/json" },
       timeout: 30_000,
     };
-    await this.#kc.applyToHTTPSOptions(options);
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload !== undefined) {
+      // Node sends no body with a DELETE unless its length is given: DeleteOptions would vanish.
+      options.headers = {
+        ...options.headers,
+        "content-type": contentType,
+        "content-length": Buffer.byteLength(payload),
+      };
+    }
+    await this.#kc.applyToHTTPSOptions(options);
     return new Promise<T>((resolve, reject) => {
       const request = https.request(url, options, (response) => {
         const chunks: Buffer[] = [];

@@ -12,12 +12,49 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
-import type { ControlPlane } from "../../../e2e/control-plane/control-plane.ts";
+import { type ControlPlane, startControlPlane } from "../../../e2e/control-plane/control-plane.ts";
 import { AgentClient } from "../../../node-agent/src/client/agent-client.ts";
 import { NODE_FLAGS } from "../../../node-agent/src/node-flags.ts";
 import { CHART, helm } from "./helm.ts";
 
 const CLI = join(import.meta.dirname, "../../../node-agent/src/cli/mosaic.ts");
+
+const CRDS = join(import.meta.dirname, "..", "..", "..", "crds");
+
+/**
+ * A control plane ready for agents and an operator: both CRDs served, the
+ * release namespace, the chart's ServiceAccounts and RBAC, and a kubeconfig
+ * for each ServiceAccount (so both run with exactly the chart's rights).
+ */
+export async function controlPlaneForAgents(
+  namespace: string,
+): Promise<{ cp: ControlPlane; operatorKubeconfig: string; agentKubeconfig: string }> {
+  const cp = await startControlPlane();
+  try {
+    await cp.installCrds([join(CRDS, "stripedvolumes.yaml"), join(CRDS, "clusternodes.yaml")]);
+    await cp.kubectl(["create", "namespace", namespace]);
+    await installChartRbac(cp, namespace);
+    return {
+      cp,
+      operatorKubeconfig: await serviceAccountKubeconfig(cp, namespace, "mosaic-operator"),
+      agentKubeconfig: await serviceAccountKubeconfig(cp, namespace, "mosaic-agent"),
+    };
+  } catch (error) {
+    await cp.stop();
+    throw error;
+  }
+}
+
+/** Events on a cluster-scoped object (they go to "default", as a Node's do). */
+export async function eventsOn(
+  cp: ControlPlane,
+  kind: string,
+  name: string,
+): Promise<{ reason: string; type: string; message: string }[]> {
+  const selector = `involvedObject.kind=${kind},involvedObject.name=${name}`;
+  const r = await cp.kubectl(["get", "events", "-n", "default", "--field-selector", selector, "-o", "json"]);
+  return JSON.parse(r.stdout).items;
+}
 
 /** Installs the chart's ServiceAccounts and RBAC (only those) with the real helm and kubectl. */
 export async function installChartRbac(cp: ControlPlane, namespace: string): Promise<void> {
@@ -62,6 +99,8 @@ export interface KubeAgentsOptions {
   leaseSeconds: number;
   /** The agents' own down → out grace (MOSAIC_HEARTBEAT_OUT_GRACE_MS). */
   outGraceMs: number;
+  /** Extra `mosaic agent` arguments (e.g. ["--rebuild-rate", "2MiB"]). */
+  agentArgs?: string[];
 }
 
 interface Running {
@@ -90,7 +129,7 @@ export class KubeAgents {
 
   static async start(options: KubeAgentsOptions): Promise<KubeAgents> {
     const root = await mkdtemp(join(tmpdir(), "mosaic-kube-agents-"));
-    const ips = Array.from({ length: options.count }, (_, i) => [ipOf(i, 0), ipOf(i, 1)]).flat();
+    const ips = Array.from({ length: options.count }, (_, i) => [ipOf(i, 0), ipOf(i, 1), podIpOf(i)]).flat();
     const agents = new KubeAgents(root, await portFreeOnAll(ips), options);
     for (let i = 0; i < options.count; i++) agents.spawn(i);
     return agents;
@@ -108,10 +147,15 @@ export class KubeAgents {
     return `${ipOf(i, channel)}:${this.port}`;
   }
 
+  /** Agent i's pod IP (the downward API's status.podIP), where kubelet's readiness probe dials. */
+  podIP(i: number): string {
+    return podIpOf(i);
+  }
+
   /** What Multus would write for agent i: the pod network, then net1 and net2. */
   networkStatus(i: number): string {
     return JSON.stringify([
-      { name: "cbr0", interface: "eth0", ips: [`10.244.0.${i + 10}`], default: true, dns: {} },
+      { name: "cbr0", interface: "eth0", ips: [podIpOf(i)], default: true, dns: {} },
       { name: `${this.#o.namespace}/mosaic-a`, interface: "net1", ips: [ipOf(i, 0)], dns: {} },
       { name: `${this.#o.namespace}/mosaic-b`, interface: "net2", ips: [ipOf(i, 1)], dns: {} },
     ]);
@@ -154,6 +198,7 @@ export class KubeAgents {
       MOSAIC_POD_NAMESPACE: this.#o.namespace,
       MOSAIC_PORT: String(this.port),
       MOSAIC_NETWORK_STATUS: this.networkStatus(i),
+      MOSAIC_POD_IP: podIpOf(i),
       MOSAIC_LEASE_SECONDS: String(this.#o.leaseSeconds),
       MOSAIC_HEARTBEAT_OUT_GRACE_MS: String(this.#o.outGraceMs),
       MOSAIC_LOG_PRETTY: "0",
@@ -175,6 +220,7 @@ export class KubeAgents {
           "8GiB",
           "--scrub-rate",
           "0",
+          ...(this.#o.agentArgs ?? []),
         ],
         { stdio: ["ignore", fd, fd], env },
       );
@@ -229,6 +275,11 @@ export class KubeAgents {
 /** Agent i's channel A (0) or B (1) address: 127.0.0.1x and 127.0.0.2x, all loopback. */
 function ipOf(i: number, channel: 0 | 1): string {
   return `127.0.0.${(channel === 0 ? 11 : 21) + i}`;
+}
+
+/** Agent i's pod network address, loopback too: 127.0.0.3x. */
+function podIpOf(i: number): string {
+  return `127.0.0.${31 + i}`;
 }
 
 /** A port free for TCP and UDP on every one of `hosts` (every agent listens on one port, as in a DaemonSet). */

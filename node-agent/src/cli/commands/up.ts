@@ -4,6 +4,7 @@ import { resolve } from "node:path";
 import { AgentClient } from "../../client/agent-client.ts";
 import { readClusterFile } from "../../config.ts";
 import { describeRedundancy } from "../../core/volume.ts";
+import type { HeartbeatTimings } from "../../membership/config.ts";
 import { runCheck } from "../check.ts";
 import { describeFailure } from "../failure.ts";
 import { formatBytes, formatDuration, table } from "../format.ts";
@@ -21,6 +22,8 @@ export interface UpOptions {
   capacityBytes: number;
   outGraceMs: number;
   rebuildRateBytesPerSecond: number;
+  /** Heartbeat interval and channel-down time of every agent; unset: the agents' defaults. */
+  heartbeat?: Partial<HeartbeatTimings>;
   once: boolean;
   check: boolean;
 }
@@ -39,6 +42,7 @@ export async function up(options: UpOptions): Promise<number> {
     failover: {
       outGraceMs: options.outGraceMs,
       rebuildRateBytesPerSecond: options.rebuildRateBytesPerSecond,
+      ...options.heartbeat,
     },
   });
   // A closed terminal (SIGHUP) stops the cluster too: the agents do not hear it themselves.
