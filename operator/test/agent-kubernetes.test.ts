@@ -174,9 +174,23 @@ describe("agents in Kubernetes with the operator, on a real kube-apiserver", () 
     const lease = async () =>
       JSON.parse((await cp.kubectl(["get", "lease", "-n", NS, "mosaic-agent-node-0", "-o", "json"])).stdout)
         .spec.renewTime as string;
+    // First let the start settle: each agent's first rebuild pass and holdings count are news once.
+    let settled = await versions();
+    for (let still = 0, deadline = Date.now() + 30_000; still < 2 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      const now = await versions();
+      still = JSON.stringify(now) === JSON.stringify(settled) ? still + 1 : 0;
+      settled = now;
+    }
     const [cnBefore, leaseBefore] = [await versions(), await lease()];
+    const statusBefore = (await clusterNode(agents.nodeName(0)))?.status;
     await new Promise((resolve) => setTimeout(resolve, 3 * LEASE_SECONDS * 1000));
-    assert.deepEqual(await versions(), cnBefore, "no ClusterNode was written");
+    const statusAfter = (await clusterNode(agents.nodeName(0)))?.status;
+    assert.deepEqual(
+      await versions(),
+      cnBefore,
+      `no ClusterNode was written (node-0 before: ${JSON.stringify(statusBefore)}, after: ${JSON.stringify(statusAfter)})`,
+    );
     assert.notEqual(await lease(), leaseBefore, "the Lease was renewed");
   });
 

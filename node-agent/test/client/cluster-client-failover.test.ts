@@ -59,14 +59,22 @@ describe("ClusterClient writes around a dead owner (agent processes)", { timeout
       (h) => h[0] === id(OWNER) && h[1] !== id(CONNECTED),
     );
     const size = 6 * MiB;
-    // The connected agent forwards to the owner once it has heard it: check with a small write first.
-    const warm = await client.agent.put(
-      "media",
-      nameWhere(map, media, "warm-retried/", ".bin", (h) => h[0] === id(OWNER) && h[1] !== id(CONNECTED)),
-      keystream(MiB, "warm"),
-      MiB,
+    // The connected agent forwards to the owner once it has heard it (just after start it may not
+    // have yet, and then coordinates itself): small writes until one is forwarded, 10 s at most.
+    const warmName = nameWhere(
+      map,
+      media,
+      "warm-retried/",
+      ".bin",
+      (h) => h[0] === id(OWNER) && h[1] !== id(CONNECTED),
     );
-    assert.equal(warm.writer, id(OWNER), "the connected agent forwards to the owner");
+    let forwarded = false;
+    for (const deadline = Date.now() + 10_000; !forwarded && Date.now() < deadline; ) {
+      const warm = await client.agent.put("media", warmName, keystream(MiB, "warm"), MiB);
+      forwarded = warm.writer === id(OWNER);
+      if (!forwarded) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.ok(forwarded, "the connected agent forwards to the owner within 10 s of start");
     const taken = Promise.withResolvers<void>();
     const killed = Promise.withResolvers<void>();
     let sources = 0;
