@@ -7,7 +7,7 @@ import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
 import type { DataContext } from "./data/context.ts";
 import { FileService } from "./data/file-service.ts";
 import { PieceIO } from "./data/pieces.ts";
-import { Rebuilder } from "./data/rebuild.ts";
+import { REBUILD_RATE_DEFAULT_BYTES_PER_SECOND, Rebuilder } from "./data/rebuild.ts";
 import { Scrubber } from "./data/scrubber.ts";
 import { MosaicError } from "./errors.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
@@ -330,8 +330,6 @@ function scrubberOf(config: AgentConfig, ctx: DataContext, store: ChunkStore): S
   const pause = config.scrubPauseMs === undefined ? {} : { pauseMs: config.scrubPauseMs };
   return new Scrubber(ctx, store, { rateBytesPerSecond: rate, ...pause });
 }
-
-const REBUILD_RATE_DEFAULT_BYTES_PER_SECOND = 64 * 1024 * 1024;
 
 function rebuilderOf(
   config: AgentConfig,

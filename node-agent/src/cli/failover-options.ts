@@ -2,6 +2,7 @@
 // `mosaic agent` (one agent) and `mosaic up` (every agent of a local
 // cluster), so both say the same thing and parse it the same way.
 import { type Command, InvalidArgumentError, Option } from "commander";
+import { REBUILD_RATE_DEFAULT_BYTES_PER_SECOND } from "../data/rebuild.ts";
 import {
   CHANNEL_DOWN_MAX_MS,
   defaultDetectorConfig,
@@ -11,9 +12,6 @@ import {
   OUT_GRACE_DEFAULT_MS,
 } from "../membership/config.ts";
 import { parseDuration, parseSize } from "./parse.ts";
-
-/** The agent's own default (agent.ts), repeated here to show it in --help. */
-export const REBUILD_RATE_DEFAULT_BYTES_PER_SECOND = 64 * 2 ** 20;
 
 /** When a node that is down counts as gone, and how fast its pieces are rebuilt elsewhere. */
 export interface FailoverSettings extends Partial<HeartbeatTimings> {

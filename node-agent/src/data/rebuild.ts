@@ -28,6 +28,9 @@ import type { PieceIO } from "./pieces.ts";
 import { realClock, type ScrubClock, TokenBucket } from "./scrub-rate.ts";
 import { repairPiece } from "./scrub-repair.ts";
 
+/** Bytes per second an agent's rebuild writes unless told otherwise (AgentConfig, --rebuild-rate). */
+export const REBUILD_RATE_DEFAULT_BYTES_PER_SECOND = 64 * 1024 * 1024;
+
 export type RebuildContext = Pick<DataContext, "self" | "map" | "volume" | "volumes" | "log" | "nodeDown"> & {
   pieces: Pick<PieceIO, "get" | "manifest" | "manifests" | "stat">;
 };
@@ -562,22 +565,8 @@ export class Rebuilder {
   }
 
   #fresh(state: RebuildProgress["state"], epoch: number): RebuildProgress {
-    return {
-      state,
-      epoch,
-      piecesTotal: 0,
-      piecesDone: 0,
-      piecesFailed: 0,
-      bytesTotal: 0,
-      bytesDone: 0,
-      bytesLeft: 0,
-      rateBytesPerSecond: 0,
-      etaSeconds: null,
-      limitBytesPerSecond: Number.isFinite(this.#limit) ? this.#limit : null,
-      piecesDropped: 0,
-      pending: 0,
-      passes: this.#progress?.passes ?? 0,
-    };
+    const limit = Number.isFinite(this.#limit) ? this.#limit : null;
+    return freshProgress(state, epoch, limit, this.#progress?.passes ?? 0);
   }
 }
 
@@ -591,4 +580,29 @@ function fileKey(key: Pick<PieceKey, "volume" | "fileId">): string {
 
 function slotKey(stripe: number, slot: number): string {
   return `${stripe}/${slot}`;
+}
+
+/** Progress before anything of a pass is known: nothing counted yet. */
+export function freshProgress(
+  state: RebuildProgress["state"],
+  epoch: number,
+  limitBytesPerSecond: number | null,
+  passes = 0,
+): RebuildProgress {
+  return {
+    state,
+    epoch,
+    piecesTotal: 0,
+    piecesDone: 0,
+    piecesFailed: 0,
+    bytesTotal: 0,
+    bytesDone: 0,
+    bytesLeft: 0,
+    rateBytesPerSecond: 0,
+    etaSeconds: null,
+    limitBytesPerSecond,
+    piecesDropped: 0,
+    pending: 0,
+    passes,
+  };
 }

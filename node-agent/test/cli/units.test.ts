@@ -21,7 +21,7 @@ import type { ClusterMap } from "../../src/core/cluster-map.ts";
 import type { FileManifest } from "../../src/core/manifest.ts";
 import { layoutOf } from "../../src/core/volume.ts";
 import type { PieceState } from "../../src/data/file-service.ts";
-import type { RebuildProgress } from "../../src/data/rebuild.ts";
+import { freshProgress, type RebuildProgress } from "../../src/data/rebuild.ts";
 import { MosaicError } from "../../src/errors.ts";
 
 describe("arguments", () => {
@@ -221,20 +221,7 @@ describe("node status", () => {
   const info = (self: string, map: ClusterMap, rebuild?: RebuildProgress): ClusterInfo =>
     rebuild === undefined ? { node: self, map, volumes: [] } : { node: self, map, volumes: [], rebuild };
   const progress = (p: Partial<RebuildProgress>): RebuildProgress => ({
-    state: "idle",
-    epoch: 3,
-    piecesTotal: 0,
-    piecesDone: 0,
-    piecesFailed: 0,
-    bytesTotal: 0,
-    bytesDone: 0,
-    bytesLeft: 0,
-    rateBytesPerSecond: 0,
-    etaSeconds: null,
-    limitBytesPerSecond: 2 ** 20,
-    piecesDropped: 0,
-    pending: 0,
-    passes: 1,
+    ...freshProgress("idle", 3, 2 ** 20, 1),
     ...p,
   });
 

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import type { RebuildProgress } from "../../src/data/rebuild.ts";
+import { freshProgress, type RebuildProgress } from "../../src/data/rebuild.ts";
 import { reportedHoldings, scanHoldings } from "../../src/kube/holdings-scan.ts";
 import { nodeRebuildOf, rebuildReportDue } from "../../src/kube/node-rebuild.ts";
 import { VolumePurger } from "../../src/kube/volume-purge.ts";
@@ -76,20 +76,7 @@ describe("holdings counted from the store", () => {
 
 describe("the rebuild as reported", () => {
   const progress = (over: Partial<RebuildProgress>): RebuildProgress => ({
-    state: "idle",
-    epoch: 4,
-    piecesTotal: 0,
-    piecesDone: 0,
-    piecesFailed: 0,
-    bytesTotal: 0,
-    bytesDone: 0,
-    bytesLeft: 0,
-    rateBytesPerSecond: 0,
-    etaSeconds: null,
-    limitBytesPerSecond: null,
-    piecesDropped: 0,
-    pending: 0,
-    passes: 1,
+    ...freshProgress("idle", 4, null, 1),
     ...over,
   });
 
