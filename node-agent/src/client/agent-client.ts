@@ -8,6 +8,7 @@ import type { PieceState } from "../data/file-service.ts";
 import type { RebuildProgress } from "../data/rebuild.ts";
 import { type ErrorCode, isMosaicError, MosaicError } from "../errors.ts";
 import type { FileRequest } from "../rpc/messages.ts";
+import { awaitState, settled } from "../rpc/reconnect.ts";
 import { replyBody, splitHeader, writeAll } from "../rpc/streams.ts";
 import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
 
@@ -128,17 +129,7 @@ export class AgentClient {
    * whole wait. Never takes longer than `waitMs`.
    */
   async reachable(waitMs: number): Promise<boolean> {
-    const channel = this.#client.getChannel();
-    const deadline = Date.now() + waitMs;
-    let state = channel.getConnectivityState(true);
-    // Bounded: each wait ends on a state change or at the deadline.
-    while (state !== grpc.connectivityState.READY && Date.now() < deadline) {
-      if (state === grpc.connectivityState.TRANSIENT_FAILURE) return false;
-      const from = state;
-      await new Promise<void>((resolve) => channel.watchConnectivityState(from, deadline, () => resolve()));
-      state = channel.getConnectivityState(true);
-    }
-    return state === grpc.connectivityState.READY;
+    return (await awaitState(this.#client.getChannel(), waitMs, settled)) === grpc.connectivityState.READY;
   }
 
   /** The file's manifest, then its bytes as they arrive. */

@@ -43,6 +43,7 @@ import {
   type GrpcChannel,
   RECONNECT_WAIT_MS,
   ReconnectWaits,
+  settled,
   worthWaiting,
 } from "./reconnect.ts";
 import { collect, splitHeader, writeAll } from "./streams.ts";
@@ -102,10 +103,6 @@ const asIs = (v: unknown) => v;
 const CONNECT_WAIT_MS = 1_000;
 /** Deadline of metadata calls (manifests, stat, usage): short, so one silent peer cannot stall a read. */
 const METADATA_TIMEOUT_MS = 5_000;
-
-function settled(state: grpc.connectivityState): boolean {
-  return state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE;
-}
 
 const other = (channel: ChannelIndex): ChannelIndex => (channel === 0 ? 1 : 0);
 

@@ -27,6 +27,11 @@ export interface ChannelFacts {
   gaveUp: boolean;
 }
 
+/** A connection attempt has ended: connected, or failed (and now in backoff). */
+export function settled(state: grpc.connectivityState): boolean {
+  return state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE;
+}
+
 /** Whether a call that failed on this channel should wait for its next connect attempt. */
 export function worthWaiting(f: ChannelFacts): boolean {
   if (f.connectivity === grpc.connectivityState.READY || f.connectivity === grpc.connectivityState.SHUTDOWN)
