@@ -11,7 +11,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { CHANNEL_NAMES, type ChannelIndex, ChannelLost, unlessAborted } from "./calls-in-flight.ts";
-import { type FileRequest, validateForwardControl } from "./messages.ts";
+import { type FileRequest, type ForwardHeader, validateForwardControl } from "./messages.ts";
 import { writeAll } from "./streams.ts";
 import { decodeJson, encodeJson, fromServiceError, isTransportFailure } from "./wire.ts";
 
@@ -61,7 +61,10 @@ export async function forwardResumably(
       const stream = route.open(channel);
       const progress = { reached: false };
       try {
-        return await sendOn(stream, { session, request, resume }, outbox, progress, log);
+        // A put whose input is all still held can start over if the owner lost the session.
+        const fromStart = resume && request.op === "put" && outbox.acked === 0;
+        const header = fromStart ? { session, request, resume, fromStart } : { session, request, resume };
+        return await sendOn(stream, header, outbox, progress, log);
       } catch (error) {
         const failure = fromServiceError(error, stream.peer);
         if (!resumable(error) || attempt >= ATTEMPTS_MAX) throw withHistory(failure, broken);
@@ -115,7 +118,7 @@ const never = () => new Promise<never>(() => {});
  */
 async function sendOn(
   stream: ForwardStream,
-  header: { session: string; request: FileRequest; resume: boolean },
+  header: ForwardHeader,
   outbox: Outbox,
   progress: { reached: boolean },
   log: Logger,

@@ -20,8 +20,15 @@ import type { FileReply } from "./file-handler.ts";
 import type { FileRequest, ForwardHeader } from "./messages.ts";
 import { encodeJson, toServiceError } from "./wire.ts";
 
-/** How long a session whose stream broke waits for the sender to resume it (and a reply waits to be fetched again). */
+/** How long a session whose stream broke waits for the sender to resume it. */
 export const FORWARD_RESUME_GRACE_MS = 10_000;
+/**
+ * How long a finished session keeps its reply for a sender that did not get
+ * it. Longer than the grace: a reply written into a connection that then
+ * stalls is missed only when keepalive ends it (10 s + 5 s), and the write
+ * it reports must not be redone or reported lost for want of it.
+ */
+export const FORWARD_REPLY_LINGER_MS = 60_000;
 /** The owner acknowledges the input this often: the sender's unacknowledged bytes stay near its window. */
 export const FORWARD_ACK_BYTES = 4 * 1024 * 1024;
 
@@ -65,7 +72,12 @@ export class ForwardSessions {
     }
     let session = this.#sessions.get(id);
     if (session === undefined) {
-      if (header.resume) {
+      if (header.resume && header.fromStart === true && request.op === "put") {
+        this.#options.log.warn(
+          { session: id, volume: request.volume, name: request.name },
+          "forward resumed after its session was gone; the sender holds the whole input, so the put starts again",
+        );
+      } else if (header.resume) {
         throw new MosaicError(
           "MOSAIC_ERR_PEER_UNAVAILABLE",
           `forward session ${id} is not here (it was not resumed within ${this.#options.graceMs} ms, ` +
@@ -178,7 +190,10 @@ class Session {
     this.#acked = this.#received;
     this.#waiting?.resolve(link);
     this.#waiting = undefined;
-    if (this.#outcome !== undefined) this.#deliver(link, this.#outcome);
+    if (this.#outcome !== undefined) {
+      this.#deliver(link, this.#outcome);
+      this.#removeAfter(FORWARD_REPLY_LINGER_MS);
+    }
   }
 
   /** The write's input: the current stream's data, across resumes, until the end marker. */
@@ -229,6 +244,12 @@ class Session {
     this.#timer.unref();
   }
 
+  #removeAfter(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#remove(), ms);
+    this.#timer.unref();
+  }
+
   #abandon(): void {
     const r = this.request as Extract<FileRequest, { op: "put" | "delete" }>;
     this.#abandoned = new MosaicError(
@@ -248,8 +269,7 @@ class Session {
     if (this.#abandoned !== undefined) return; // nobody to tell; already removed
     if (this.#link !== undefined) this.#deliver(this.#link, outcome);
     // Kept a while: a sender whose stream broke before the reply arrived fetches it by resuming.
-    this.#timer = setTimeout(() => this.#remove(), this.#options.graceMs);
-    this.#timer.unref();
+    this.#removeAfter(Math.max(FORWARD_REPLY_LINGER_MS, this.#options.graceMs));
   }
 
   #deliver(link: Link, outcome: Outcome): void {

@@ -159,6 +159,12 @@ export interface ForwardHeader {
   request: FileRequest;
   /** false: a new forward; true: take over the session's input where the owner says. */
   resume: boolean;
+  /**
+   * On a resume of a put: the sender still holds its input from byte 0, so
+   * if the session is gone (abandoned, or its reply no longer kept) the
+   * owner starts the put again instead of failing it.
+   */
+  fromStart?: boolean;
 }
 
 /**
@@ -179,7 +185,15 @@ export function validateForwardHeader(value: unknown): ForwardHeader {
       `session must be a lowercase UUID, got ${JSON.stringify(o.session)?.slice(0, 60)}`,
     );
   if (typeof o.resume !== "boolean") fail("Forward header", "resume must be true or false");
-  return { session: o.session, request: validateFileRequest(o.request), resume: o.resume };
+  if (o.fromStart !== undefined && typeof o.fromStart !== "boolean")
+    fail("Forward header", "fromStart must be true or false when given");
+  const header: ForwardHeader = {
+    session: o.session,
+    request: validateFileRequest(o.request),
+    resume: o.resume,
+  };
+  if (o.fromStart === true) header.fromStart = true;
+  return header;
 }
 
 export function validateForwardControl(value: unknown): ForwardControl {

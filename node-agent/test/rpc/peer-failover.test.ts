@@ -265,7 +265,7 @@ describe("PeerClients: calls in flight on a channel that dies move to the other 
     );
   });
 
-  test("a forward nobody resumes is dropped after the grace: no manifest, no pieces, its file writable again", async () => {
+  test("a forward nobody resumes is dropped after the grace: no manifest, no pieces, its file writable again; a sender holding the whole input starts it again", async () => {
     const name = "failover/abandoned.bin";
     const session = randomUUID();
     const request = { op: "put", volume: VOLUME.name, name };
@@ -307,6 +307,22 @@ describe("PeerClients: calls in flight on a channel that dies move to the other 
         const started = performance.now();
         await client.put(VOLUME.name, name, patternBytes(MiB, 6), MiB);
         assert.ok(performance.now() - started < 5_000, "the file's write lock was released");
+
+        // A sender that still holds the whole input says so: the gone session's put starts again.
+        const whole = await gather(patternBytes(3 * MiB + 5, 7, MiB));
+        const again = raw.forward();
+        again.write(encodeJson({ session, request, resume: true, fromStart: true }));
+        const replies = again[Symbol.asyncIterator]();
+        assert.deepEqual(JSON.parse(String((await replies.next()).value)), { from: 0 });
+        for (let at = 0; at < whole.length; at += MiB) again.write(whole.subarray(at, at + MiB));
+        again.write(Buffer.alloc(0));
+        again.end();
+        let reply: { reply?: { manifest: { sizeBytes: number; crc32c: number } } } = {};
+        for (let r = await replies.next(); !r.done; r = await replies.next())
+          reply = JSON.parse(String(r.value));
+        assert.equal(reply.reply?.manifest.sizeBytes, whole.length);
+        const { body } = await client.get(VOLUME.name, name);
+        assert.ok((await gather(body)).equals(whole), "the restarted put is read back whole");
       } finally {
         client.close();
       }
