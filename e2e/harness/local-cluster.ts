@@ -12,8 +12,9 @@ import { type Logger, pino } from "pino";
 import { NODE_FLAGS } from "../../node-agent/src/node-flags.ts";
 import { KubeRest } from "../../operator/src/framework/kube-rest.ts";
 import { type ControlPlane, startControlPlane } from "../control-plane/control-plane.ts";
+import { ip } from "./ip.ts";
 import { Kubelet } from "./kubelet.ts";
-import { NodeNetwork } from "./network.ts";
+import { NODE_NICS, NodeNetwork } from "./network.ts";
 import { type NodeCapacity, NodeRegistrar } from "./nodes.ts";
 import type { Image, Images } from "./pod-spec.ts";
 
@@ -136,6 +137,31 @@ export class LocalCluster {
       await rm(dir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** Sets a link of `node`'s namespace (eth0…eth2, or an attachment such as net1) up or down. */
+  async setLink(node: string, link: string, up: boolean): Promise<void> {
+    await ip("-n", this.network.node(node).ns, "link", "set", link, up ? "up" : "down");
+  }
+
+  /**
+   * Cuts `node` off (false) from the pod network and both switches, as a
+   * pulled node would be: its NICs go down and its kubelet stops renewing
+   * its Lease, so the node lifecycle controller marks it NotReady. True
+   * plugs it back in.
+   */
+  async setConnected(node: string, connected: boolean): Promise<void> {
+    if (!connected) await this.#registrar.setReachable(node, false);
+    for (const nic of ["eth0", ...NODE_NICS]) await this.setLink(node, nic, connected);
+    if (connected) await this.#registrar.setReachable(node, true);
+  }
+
+  /** kill -9 of the first container process of a pod this kubelet runs; returns its pid. */
+  killContainer(namespace: string, pod: string): number {
+    const pid = this.kubelet.runner(namespace, pod)?.pids()[0];
+    if (pid === undefined) throw new Error(`the harness runs no process for ${namespace}/${pod}`);
+    process.kill(pid, "SIGKILL");
+    return pid;
   }
 
   /**

@@ -85,6 +85,8 @@ export class NodeRegistrar {
   readonly #hosts: readonly NodeHost[];
   readonly #capacity: NodeCapacity;
   readonly #log: Logger;
+  /** Nodes whose kubelet is cut off: their Leases lapse and the node lifecycle controller marks them NotReady. */
+  readonly #silent = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: { rest: KubeRest; hosts: readonly NodeHost[]; capacity?: NodeCapacity; log: Logger }) {
@@ -103,11 +105,24 @@ export class NodeRegistrar {
       await this.#renew(host);
     }
     this.#timer = setInterval(() => {
-      for (const host of this.#hosts)
+      for (const host of this.#hosts.filter((h) => !this.#silent.has(h.name)))
         this.#renew(host).catch((error: unknown) =>
           this.#log.warn({ node: host.name, err: (error as Error).message }, "node lease not renewed"),
         );
     }, RENEW_MS);
+  }
+
+  /** Stops (false) or resumes (true) renewing `node`'s Lease, as its kubelet losing and regaining the API would. */
+  async setReachable(node: string, reachable: boolean): Promise<void> {
+    if (reachable) {
+      this.#silent.delete(node);
+      const host = this.#hosts.find((h) => h.name === node);
+      if (host === undefined) return;
+      // Back in touch, a kubelet posts its status (Ready again) and renews its Lease.
+      const status = nodeObject(host, this.#capacity, new Date()).status;
+      await this.#rest.patch(`/api/v1/nodes/${node}/status`, "merge", { status });
+      await this.#renew(host);
+    } else this.#silent.add(node);
   }
 
   /** Stops renewing; the Nodes stay (a kubelet that stops does not delete its Node). */

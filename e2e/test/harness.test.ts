@@ -25,16 +25,16 @@ import {
   decodeClusterMap,
 } from "../../operator/src/api/cluster-map.ts";
 import type { ClusterNode } from "../../operator/src/api/types.ts";
+import { podOfIdentity } from "../../operator/src/framework/leader-election.ts";
 import { eventually } from "../../operator/test/helpers/eventually.ts";
-import { CHART, helm } from "../../operator/test/helpers/helm.ts";
+import { installChart, MOSAIC_NAMESPACE } from "../harness/chart.ts";
 import { harnessUnavailable, ipJson } from "../harness/ip.ts";
 import { HARNESS_IMAGES, LocalCluster } from "../harness/local-cluster.ts";
 import { NETWORK_STATUS_ANNOTATION, type NetworkStatusEntry } from "../harness/multus.ts";
 
-const NS = "mosaic-system";
+const NS = MOSAIC_NAMESPACE;
 const AGENT_PORT = 7400;
 const OPERATOR_SELECTOR = "app.kubernetes.io/name=mosaic-operator";
-const MULTUS_CRD = join(import.meta.dirname, "..", "control-plane", "multus-crd.yaml");
 /** From helm install to pods running: the operator starts, leads, applies the DaemonSet; pods are scheduled and run. */
 const WAIT_MS = 180_000;
 
@@ -105,25 +105,7 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
     if (skip !== undefined) return;
     const started = performance.now();
     cluster = await LocalCluster.start({ nodes: 3 });
-    await c().cp.installCrds([MULTUS_CRD]);
-    const { agent, operator } = HARNESS_IMAGES;
-    const { stdout } = await helm(
-      c().cp.bin,
-      [
-        "install",
-        "mosaic",
-        CHART,
-        "-n",
-        NS,
-        "--create-namespace",
-        "--wait=false",
-        "--set",
-        `image.agent.repository=${agent.repository},image.agent.tag=${agent.tag}`,
-        "--set",
-        `image.operator.repository=${operator.repository},image.operator.tag=${operator.tag}`,
-      ],
-      c().cp.kubeconfig,
-    );
+    const stdout = await installChart(c());
     assert.match(stdout, /STATUS: deployed/);
     installed = performance.now();
     console.log(`# cluster up and chart installed in ${Math.round(installed - started)} ms`);
@@ -178,7 +160,7 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
           allowFailure: true,
         });
         holder = r.code === 0 ? JSON.parse(r.stdout).spec?.holderIdentity : undefined;
-        return names.includes(holder);
+        return names.includes(holder === undefined ? undefined : podOfIdentity(holder));
       },
       60_000,
       `an operator pod holding Lease mosaic-operator (pods ${names.join(", ")})`,

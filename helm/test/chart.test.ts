@@ -21,6 +21,7 @@ const BAD_VALUES: { why: string; set: string; says: RegExp }[] = [
   { why: "heartbeat timing out of range", set: "heartbeat.channelDownMs=5", says: /channelDownMs.*minimum/ },
   { why: "a relative host path", set: "agent.hostPaths.data=var/lib/mosaic", says: /hostPaths\/data/ },
   { why: "a port out of range", set: "agent.port=70000", says: /port.*maximum/ },
+  { why: "a rebuild rate that is not a size", set: "agent.rebuildRate=fast", says: /rebuildRate/ },
   { why: "a misspelt value", set: "heartbeat.intervalMS=10", says: /additional properties 'intervalMS'/ },
 ];
 
@@ -105,6 +106,7 @@ describe("the Helm chart", () => {
       );
       assert.equal(env.MOSAIC_NETWORK_A, `${NAMESPACE}/mosaic-a`);
       assert.equal(env.MOSAIC_CHANNEL_DOWN_MS, "300");
+      assert.equal(env.MOSAIC_AGENT_REBUILD_RATE, "64MiB");
 
       const nads = JSON.parse(
         (await cp.kubectl(["get", "net-attach-def", "-n", NAMESPACE, "-o", "json"])).stdout,

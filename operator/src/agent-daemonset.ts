@@ -27,6 +27,8 @@ export interface AgentDaemonSetSettings {
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** Heartbeat timings handed to every agent. */
   heartbeat?: { intervalMs?: number; channelDownMs?: number; outGraceMs?: number };
+  /** Each agent's rebuild rate, as `mosaic agent --rebuild-rate` takes it (e.g. 64MiB); the agent's default when absent. */
+  rebuildRate?: string;
 }
 
 export { AGENT_LABELS };
@@ -84,6 +86,7 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
                 "/var/lib/mosaic",
                 "--ipc-dir",
                 "/run/mosaic",
+                ...(s.rebuildRate === undefined ? [] : ["--rebuild-rate", s.rebuildRate]),
               ],
               env,
               ports: [{ name: "grpc", containerPort: s.port, protocol: "TCP" }],

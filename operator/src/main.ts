@@ -6,6 +6,7 @@
 //   MOSAIC_NAMESPACE, MOSAIC_AGENT_IMAGE, MOSAIC_NETWORK_A, MOSAIC_NETWORK_B, ... (see settingsFromEnv)
 import { hostname } from "node:os";
 import { createRootLogger } from "../../node-agent/src/log.ts";
+import { leaderIdentity } from "./framework/leader-election.ts";
 import { Operator } from "./framework/operator.ts";
 import { DAEMON_SETS } from "./framework/resources.ts";
 import { runMembershipAndVolumes } from "./membership-and-volumes.ts";
@@ -22,7 +23,9 @@ const settings = (() => {
   }
 })();
 const operator = new Operator({
-  identity: process.env.MOSAIC_POD_NAME ?? hostname(),
+  // Per process, as client-go's hostname_uuid: a container restarted in the same pod is a new
+  // candidate that waits out its dead predecessor's Lease, never a leader resuming unseen.
+  identity: leaderIdentity(process.env.MOSAIC_POD_NAME ?? hostname()),
   log,
   leaderElection: { namespace: settings.agent.namespace, name: "mosaic-operator" },
 });

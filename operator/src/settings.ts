@@ -37,6 +37,10 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
   const tolerations = json<AgentDaemonSetSettings["tolerations"]>("MOSAIC_AGENT_TOLERATIONS");
   const resources = json<AgentDaemonSetSettings["resources"]>("MOSAIC_AGENT_RESOURCES");
   const outGraceMs = integer("MOSAIC_OUT_GRACE_MS", 300_000, 1_000, 86_400_000);
+  const rebuildRate = env.MOSAIC_AGENT_REBUILD_RATE?.trim() ?? "";
+  // The agent's own --rebuild-rate syntax: refused here, clearly, rather than by every agent at start.
+  if (rebuildRate !== "" && !/^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/i.test(rebuildRate))
+    problems.push(`MOSAIC_AGENT_REBUILD_RATE=${rebuildRate} is not a size per second (e.g. 64MiB)`);
   const agent: AgentDaemonSetSettings = {
     namespace: text("MOSAIC_NAMESPACE"),
     name: text("MOSAIC_AGENT_NAME", "mosaic-agent"),
@@ -56,6 +60,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
     ...(nodeSelector === undefined ? {} : { nodeSelector }),
     ...(tolerations === undefined ? {} : { tolerations }),
     ...(resources === undefined ? {} : { resources }),
+    ...(rebuildRate === "" ? {} : { rebuildRate }),
   };
   if (agent.networks.channelA !== "" && agent.networks.channelA === agent.networks.channelB) {
     problems.push(

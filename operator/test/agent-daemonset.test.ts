@@ -21,6 +21,7 @@ const SETTINGS: AgentDaemonSetSettings = {
   port: 7400,
   resources: { requests: { cpu: "250m", memory: "256Mi" } },
   heartbeat: { intervalMs: 50, channelDownMs: 300, outGraceMs: 30_000 },
+  rebuildRate: "32MiB",
 };
 
 describe("the node-agent DaemonSet on a real kube-apiserver", () => {
@@ -80,6 +81,7 @@ describe("the node-agent DaemonSet on a real kube-apiserver", () => {
     assert.equal(env.get("MOSAIC_NODE_NAME"), "spec.nodeName");
     assert.equal(env.get("MOSAIC_POD_NAME"), "metadata.name");
     assert.equal(env.get("MOSAIC_HEARTBEAT_CHANNEL_DOWN_MS"), "300");
+    assert.deepEqual(pod?.spec?.containers[0]?.command?.slice(-2), ["--rebuild-rate", "32MiB"]);
     assert.equal(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable, 1);
     assert.deepEqual(pod?.spec?.containers[0]?.resources?.requests, { cpu: "250m", memory: "256Mi" });
   });

@@ -5,6 +5,7 @@
 // not agree); every write carries the resourceVersion it read, so of two
 // candidates at most one wins. A leader that cannot renew within
 // `renewDeadlineMs` stops leading before its lease can expire elsewhere.
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { isConflict, isNotFound, type KubeRest } from "./kube-rest.ts";
 import { collectionPath, LEASES, objectPath } from "./resources.ts";
@@ -162,6 +163,17 @@ export class LeaderElector {
 }
 
 /** Lease times are MicroTime: RFC 3339 with exactly six fractional digits. */
+/** A candidate's identity: its pod (or host) name and a suffix of this process, as client-go's hostname_uuid. */
+export function leaderIdentity(podName: string): string {
+  return `${podName}_${randomUUID().slice(0, 8)}`;
+}
+
+/** The pod (or host) name in a leaderIdentity(). Pod names have no "_". */
+export function podOfIdentity(identity: string): string {
+  const cut = identity.lastIndexOf("_");
+  return cut < 0 ? identity : identity.slice(0, cut);
+}
+
 export function microTime(date: Date): string {
   return date.toISOString().replace("Z", "000Z");
 }
