@@ -8,6 +8,17 @@ import { HARNESS_IMAGES, type LocalCluster } from "./local-cluster.ts";
 export const MOSAIC_NAMESPACE = "mosaic-system";
 const MULTUS_CRD = join(import.meta.dirname, "..", "control-plane", "multus-crd.yaml");
 
+/** `helm upgrade --reuse-values` of the release with further values. */
+export async function upgradeChart(cluster: LocalCluster, values: readonly string[]): Promise<string> {
+  const sets = values.flatMap((v) => ["--set", v]);
+  const { stdout } = await helm(
+    cluster.cp.bin,
+    ["upgrade", "mosaic", CHART, "-n", MOSAIC_NAMESPACE, "--reuse-values", "--wait=false", ...sets],
+    cluster.cp.kubeconfig,
+  );
+  return stdout;
+}
+
 /** Installs the chart as release `mosaic` in MOSAIC_NAMESPACE, not waiting for it; returns helm's output. */
 export async function installChart(cluster: LocalCluster, values: readonly string[] = []): Promise<string> {
   await cluster.cp.installCrds([MULTUS_CRD]);

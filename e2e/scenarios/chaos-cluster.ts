@@ -29,6 +29,8 @@ export interface ChaosCluster {
   setLink(node: string, link: string, up: boolean): Promise<void>;
   /** A node cut off from every network and its kubelet from the API (false), or plugged back in. */
   setConnected(node: string, connected: boolean): Promise<void>;
+  /** `helm upgrade` of the release with these values (`key=value`), the rest as installed. */
+  upgrade(values: readonly string[]): Promise<void>;
   /** The media application (node-agent/test/netns/workload.ts) on `node`, talking to that node's agent. */
   startApplication(node: string, args: Omit<WorkloadArgs, "node">): JsonLinesProcess;
 }

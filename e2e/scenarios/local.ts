@@ -7,7 +7,7 @@
 import { fileURLToPath } from "node:url";
 import { JsonLinesProcess } from "../../node-agent/test/helpers/netns.ts";
 import { AGENT_SELECTOR } from "../../operator/src/api/agents.ts";
-import { installChart, MOSAIC_NAMESPACE } from "../harness/chart.ts";
+import { installChart, MOSAIC_NAMESPACE, upgradeChart } from "../harness/chart.ts";
 import { LocalCluster } from "../harness/local-cluster.ts";
 import type { ChaosCluster } from "./chaos-cluster.ts";
 import { Observer, podReady } from "./observe.ts";
@@ -75,6 +75,9 @@ export async function startLocalChaos(o: LocalChaosOptions): Promise<LocalChaos>
       },
       setLink: (node, link, up) => local.setLink(node, link, up),
       setConnected: (node, connected) => local.setConnected(node, connected),
+      upgrade: async (values) => {
+        await upgradeChart(local, values);
+      },
       startApplication: (node, args) =>
         new JsonLinesProcess(WORKLOAD, node, { ...args, node }, local.network.node(node).ns),
     };

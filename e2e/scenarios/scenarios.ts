@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JsonLinesProcess, Line } from "../../node-agent/test/helpers/netns.ts";
 import type { WorkloadSummary } from "../../node-agent/test/netns/workload.ts";
+import { AGENT_SELECTOR } from "../../operator/src/api/agents.ts";
 import type { ChaosCluster } from "./chaos-cluster.ts";
 import { type Observer, podReady, restarts } from "./observe.ts";
 
@@ -50,6 +51,8 @@ export interface Scenario {
   after?(ctx: ScenarioContext, victim: string, acked: Record<string, number>): Promise<string[]>;
   /** Cheap enough (seconds) for the soak to draw. */
   soak: boolean;
+  /** It restarts the application's own agent too: the application waits for it (WorkloadArgs.waitForAgent). */
+  restartsClientAgent?: boolean;
 }
 
 /** Runs one scenario under the application; throws on a failed check. */
@@ -59,9 +62,13 @@ export async function runScenario(
   victim: string,
 ): Promise<ScenarioReport> {
   let result: FaultResult = { timings: {}, checks: [] };
-  const { summary } = await underLoad(ctx, async (app) => {
-    result = await scenario.fault(ctx, victim, app);
-  });
+  const { summary } = await underLoad(
+    ctx,
+    async (app) => {
+      result = await scenario.fault(ctx, victim, app);
+    },
+    scenario.restartsClientAgent === true,
+  );
   const checks = [...result.checks, ...clean(summary, ctx.application.files)];
   if (scenario.after !== undefined) checks.push(...(await scenario.after(ctx, victim, summary.acked)));
   return { name: scenario.name, timings: result.timings, checks };
@@ -145,6 +152,7 @@ export async function within(
 async function underLoad(
   ctx: ScenarioContext,
   body: (app: JsonLinesProcess) => Promise<void>,
+  waitForAgent = false,
 ): Promise<{ summary: WorkloadSummary; app: JsonLinesProcess }> {
   const agent = (await ctx.observe.clusterNode(ctx.clientNode))?.status?.channelA?.address;
   assert.ok(agent !== undefined, `${ctx.clientNode}'s ClusterNode has no channel A address`);
@@ -156,6 +164,7 @@ async function underLoad(
     readers: ctx.application.readers,
     writers: ctx.application.writers,
     writeAttempts: 5,
+    waitForAgent,
   });
   try {
     await app.until((l) => l.kind === "ready", 120_000, "the application's files written");
@@ -182,8 +191,12 @@ function clean(summary: WorkloadSummary, files: number): string[] {
   assert.equal(summary.corrupt, 0, `corrupt reads: ${detail}`);
   assert.equal(summary.verified, files, `files verified at the end: ${detail}`);
   assert.equal(summary.piecesNotOk, 0, `pieces not in place: ${detail}`);
+  const waited =
+    summary.agentWaits === 0
+      ? ""
+      : `; ${summary.agentWaits} ops waited ${summary.agentWaitMs} ms in all for the local agent's restart`;
   return [
-    `${summary.reads} reads and ${summary.writes} writes, 0 errors (${summary.writeRetries} write retries)`,
+    `${summary.reads} reads and ${summary.writes} writes, 0 errors (${summary.writeRetries} write retries${waited})`,
     `0 stale, 0 corrupt; ${files} files read back whole, every piece in place`,
   ];
 }
@@ -493,10 +506,73 @@ const leaderKilled: Scenario = {
   },
 };
 
+const agentRollout: Scenario = {
+  name: "agent-rollout",
+  title: "helm upgrade rolls the agents one node at a time, each once the volume is Healthy again",
+  soak: false,
+  restartsClientAgent: true,
+  async fault(ctx) {
+    const hashOf = (pod: Awaited<ReturnType<Observer["agentPod"]>>) =>
+      pod?.metadata?.annotations?.["mosaic.dev/template-hash"];
+    const before = await Promise.all(ctx.cluster.nodes.map((n) => ctx.observe.agentPod(n)));
+    const old = new Set(before.map(hashOf));
+    assert.equal(old.size, 1, "every agent on one template before the upgrade");
+    const at = performance.now();
+    // A value the agents' template carries (their --rebuild-rate): a new template, so a rollout.
+    await ctx.cluster.upgrade(["agent.rebuildRate=12MiB"]);
+    const rolled: string[] = [];
+    let mostUnavailable = 0;
+    let peakUnavailable = 0;
+    let lastPhase: string | undefined;
+    const deletedWhile: string[] = [];
+    const timings: Record<string, number> = {};
+    timings.rollout_done_ms = await within(
+      300_000,
+      "every agent on the new template, Ready, and the volume Healthy",
+      async () => {
+        // One kubectl call for every agent pod, so a poll is short enough to see each node go.
+        const all = await ctx.observe.pods(AGENT_SELECTOR);
+        const pods = ctx.cluster.nodes.map((n) =>
+          all.find((p) => p.spec?.nodeName === n && p.metadata?.deletionTimestamp === undefined),
+        );
+        const unavailable = pods.filter((p) => !podReady(p)).length;
+        if (unavailable > 0 && mostUnavailable === 0) deletedWhile.push(lastPhase ?? "unknown");
+        mostUnavailable = Math.max(mostUnavailable, unavailable);
+        peakUnavailable = Math.max(peakUnavailable, unavailable);
+        for (const [i, pod] of pods.entries()) {
+          const node = ctx.cluster.nodes[i] as string;
+          if (pod !== undefined && !old.has(hashOf(pod)) && !rolled.includes(node)) {
+            rolled.push(node);
+            timings[`${node}_rolled_ms`] = Math.round(performance.now() - at);
+          }
+        }
+        const phase = (await ctx.observe.volume(ctx.volume))?.phase;
+        if (unavailable === 0) lastPhase = phase;
+        if (unavailable === 0 && mostUnavailable > 0) mostUnavailable = 0; // between two nodes
+        return rolled.length === ctx.cluster.nodes.length && unavailable === 0 && phase === "Healthy";
+      },
+      at,
+    );
+    assert.equal(peakUnavailable, 1, "at most one agent unavailable at any time, and one at a time");
+    assert.ok(
+      deletedWhile.every((p) => p === "Healthy"),
+      `an agent went while the volume was ${deletedWhile.join(", ")}`,
+    );
+    return {
+      timings,
+      checks: [
+        `agents rolled in turn: ${rolled.join(", ")}, never two unavailable at once`,
+        `each went only while the volume was Healthy (${deletedWhile.length} seen going)`,
+      ],
+    };
+  },
+};
+
 export const SCENARIOS: readonly Scenario[] = [
   podDeleted,
   agentKilled,
   interfaceDown,
   nodeLost,
   leaderKilled,
+  agentRollout,
 ];

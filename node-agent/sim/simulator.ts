@@ -104,7 +104,13 @@ export function scenarioOf(seed: number): Scenario {
 }
 
 /** Loss streaks are kept per kind of datagram (network.ts): each kind gets the loss the model allows. */
-const LANES: Record<Datagram["kind"], string> = { heartbeat: "", probe: "", map: "/map", news: "/news" };
+const LANES: Record<Datagram["kind"], string> = {
+  heartbeat: "",
+  probe: "",
+  map: "/map",
+  news: "/news",
+  load: "/load",
+};
 
 export function reproduceLine(seed: number): string {
   return `reproduce with seed=${seed}: node_modules/.bin/node node-agent/sim/main.ts --seed=${seed}`;

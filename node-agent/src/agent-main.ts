@@ -26,6 +26,10 @@ export interface AgentProcessOptions {
   rebuildRateBytesPerSecond?: number;
   /** Heartbeat interval and channel-down time (AgentConfig.heartbeat). */
   heartbeat?: Partial<HeartbeatTimings>;
+  /** host:port of the HTTP gateway (AgentConfig.http); none: no HTTP. */
+  http?: string;
+  /** host:port of a listener serving only GET /metrics (AgentConfig.metrics). */
+  metrics?: string;
 }
 
 export async function runAgentProcess(options: AgentProcessOptions): Promise<void> {
@@ -51,6 +55,8 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
       ? {}
       : { rebuildRateBytesPerSecond: options.rebuildRateBytesPerSecond }),
     ...(options.heartbeat === undefined ? {} : { heartbeat: options.heartbeat }),
+    ...(options.http === undefined ? {} : { http: options.http }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     map: { epoch: cluster.epoch, nodes: cluster.nodes },
     volumes: cluster.volumes,
     log,

@@ -10,8 +10,11 @@ import { PieceIO } from "./data/pieces.ts";
 import { REBUILD_RATE_DEFAULT_BYTES_PER_SECOND, Rebuilder } from "./data/rebuild.ts";
 import { Scrubber } from "./data/scrubber.ts";
 import { MosaicError } from "./errors.ts";
+import { Gateway } from "./gateway/gateway.ts";
 import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import { IpcServer } from "./ipc/ipc-server.ts";
+import type { LoadConfig, LoadLevel } from "./load/level.ts";
+import { LoadMeter } from "./load/meter.ts";
 import type { Logger } from "./log.ts";
 import type { ChannelState } from "./membership/channel-detector.ts";
 import {
@@ -21,6 +24,8 @@ import {
   type HeartbeatTimings,
 } from "./membership/config.ts";
 import type { MembershipEvent } from "./membership/membership-core.ts";
+import { AgentMetrics, type PeerChannels } from "./metrics/agent-metrics.ts";
+import { gatewayMetrics, MetricsServer } from "./metrics/metrics-http.ts";
 import { filesServiceHandlers } from "./rpc/files-server.ts";
 import { AgentHealth, readinessOf } from "./rpc/health.ts";
 import { PeerClients } from "./rpc/peer-client.ts";
@@ -46,6 +51,10 @@ export interface AgentConfig {
   heartbeat?: Partial<HeartbeatTimings>;
   /** Directory of the request FIFO applications on this node write to (/run/mosaic in Kubernetes); none: no IPC. */
   ipcDir?: string;
+  /** host:port of the HTTP gateway (Range GETs, HEAD, PUT, DELETE, listing: gateway/); none: no HTTP. */
+  http?: string;
+  /** host:port of a listener serving only GET /metrics (for agents without the gateway, which serves it too); none: no such listener. */
+  metrics?: string;
   /** Bytes per second the scrubber reads to verify (and repair) this node's pieces; 0 turns it off. Default 16 MiB/s. */
   scrubRateBytesPerSecond?: number;
   /** Pause between scrub cycles (default 60 s). */
@@ -61,6 +70,10 @@ export interface AgentConfig {
   rebuildIntervalMs?: number;
   /** How long a forwarded write whose stream broke waits for its sender to resume it (default 10 s). */
   forwardResumeGraceMs?: number;
+  /** Thresholds of this agent's load level (load/level.ts); default DEFAULT_LOAD_CONFIG. */
+  load?: LoadConfig;
+  /** More gRPC server interceptors, after the load meter's (tests add a cost per call with one). */
+  serverInterceptors?: grpc.ServerInterceptor[];
   /** Every health transition and agreed map of the heartbeats (the Kubernetes agent reports them in its ClusterNode). */
   onMembershipEvent?: (event: MembershipEvent) => void;
   log: Logger;
@@ -83,6 +96,12 @@ export class Agent {
   readonly rebuild: Rebuilder | undefined;
   /** Readiness (grpc.health.v1.Health) on both channels; add it to another server to serve it there too. */
   readonly health: AgentHealth;
+  /** This agent's load: calls in flight, queue delay, event-loop use, and the level they make. */
+  readonly load: LoadMeter;
+  /** This agent's Prometheus metrics (metrics/agent-metrics.ts), on a registry of its own. */
+  readonly metrics: AgentMetrics;
+  #gateway: Gateway | undefined;
+  #metricsServer: MetricsServer | undefined;
   readonly #detector: DetectorConfig;
   #stopping = false;
   readonly #server: grpc.Server;
@@ -113,6 +132,8 @@ export class Agent {
     scrubber: Scrubber | undefined;
     rebuild: Rebuilder | undefined;
     health: AgentHealth;
+    load: LoadMeter;
+    metrics: AgentMetrics;
     detector: DetectorConfig;
   }) {
     this.nodeId = parts.nodeId;
@@ -130,6 +151,8 @@ export class Agent {
     this.scrubber = parts.scrubber;
     this.rebuild = parts.rebuild;
     this.health = parts.health;
+    this.load = parts.load;
+    this.metrics = parts.metrics;
     this.#detector = parts.detector;
   }
 
@@ -143,26 +166,75 @@ export class Agent {
       channelFor: (node: string) => 0 | 1 | undefined;
       channelState: (node: string, channel: 0 | 1) => ChannelState | undefined;
       nodeDown: (node: string) => boolean;
-    } = { channelFor: () => undefined, channelState: () => undefined, nodeDown: () => false };
+      loadOf: (node: string) => LoadLevel;
+      peers: () => PeerChannels[];
+    } = {
+      channelFor: () => undefined,
+      channelState: () => undefined,
+      nodeDown: () => false,
+      loadOf: () => "Low",
+      peers: () => [],
+    };
+    const load = new LoadMeter(config.load === undefined ? {} : { config: config.load });
+    const metrics = new AgentMetrics({
+      loadLevel: () => load.level,
+      mapEpoch: () => state.map.epoch,
+      rebuildBytesLeft: () => rebuild?.progress().bytesLeft,
+      peers: () => health.peers(),
+    });
     const peers = new PeerClients({
       map: () => state.map,
       log,
       channelFor: (node) => health.channelFor(node),
       channelState: (node, channel) => health.channelState(node, channel),
+      interceptors: (channel) => [metrics.peerInterceptor(channel)],
     });
     const ctx: DataContext = {
       self: config.nodeId,
       map: () => state.map,
       volume: (name) => state.volumes.get(name),
       volumes: () => [...state.volumes.values()],
-      pieces: new PieceIO(config.nodeId, store, peers, log, (key) => rebuild?.want(key)),
+      pieces: new PieceIO(
+        config.nodeId,
+        store,
+        peers,
+        log,
+        (key) => rebuild?.want(key),
+        (node) => (node === config.nodeId ? load.level : health.loadOf(node)),
+      ),
       log,
       stripesInFlight: config.stripesInFlight ?? 4,
       nodeDown: (node) => health.nodeDown(node),
+      metrics,
     };
     const files = new FileService(ctx, store, peers, { rebuildProgress: () => rebuild?.progress() });
     const rebuild = rebuilderOf(config, ctx, store, files);
-    const server = new grpc.Server(serverOptions());
+    // First of the listeners: a taken port stops the start before anything else is open.
+    const gateway =
+      config.http === undefined
+        ? undefined
+        : await Gateway.start({
+            listen: config.http,
+            files,
+            volumes: ctx.volumes,
+            log: log.child({ component: "gateway" }),
+            metrics: gatewayMetrics(metrics.registry, (...request) => metrics.httpRequest(...request)),
+          });
+    const metricsServer =
+      config.metrics === undefined
+        ? undefined
+        : await MetricsServer.start(
+            config.metrics,
+            metrics.registry,
+            log.child({ component: "metrics" }),
+          ).catch(async (error: unknown) => {
+            await gateway?.close(0);
+            throw error;
+          });
+    const server = new grpc.Server({
+      ...serverOptions(),
+      interceptors: [load.interceptor, metrics.serverInterceptor, ...(config.serverInterceptors ?? [])],
+    });
     server.addService(
       PEER_SERVICE,
       peerServiceHandlers({
@@ -201,11 +273,17 @@ export class Agent {
       scrubber: scrubberOf(config, ctx, store),
       rebuild,
       health: readiness,
+      load,
+      metrics,
       detector,
     });
+    agent.#gateway = gateway;
+    agent.#metricsServer = metricsServer;
     health.channelFor = (node) => agent.#heartbeats?.channelFor(node);
     health.channelState = (node, channel) => agent.#heartbeats?.channelState(node, channel === 0 ? "A" : "B");
     health.nodeDown = (node) => agent.#heartbeats?.view(node)?.state === "down";
+    health.loadOf = (node) => agent.#heartbeats?.loadOf(node) ?? "Low";
+    health.peers = () => agent.#peerChannels();
     await agent.#syncHeartbeats();
     agent.#refreshReadiness();
     agent.scrubber?.start();
@@ -248,12 +326,14 @@ export class Agent {
       config: this.#detector,
       agreement: defaultAgreementConfig(this.#outGraceMs),
       bind: heartbeatEndpoints(self, port),
+      load: (lateMs) => this.load.update(lateMs),
       endpointOf: (node, channel) => {
         const entry = nodeById(this.#state.map, node);
         return entry && heartbeatEndpoints(entry, port)[channel === "A" ? 0 : 1];
       },
       onEvent: (event) => {
         this.#onMembershipEvent?.(event);
+        this.metrics.membershipEvent(event);
         // A peer's channel found down has its calls in flight moved to the other channel.
         if ("peer" in event) this.#peers.healthChanged(event.peer);
         if (event.kind !== "map") return this.#log.info({ event }, "peer health changed");
@@ -266,8 +346,33 @@ export class Agent {
     });
   }
 
+  /** Each watched peer's channels and active channel, as the heartbeats see them (for the metrics). */
+  #peerChannels(): PeerChannels[] {
+    const views: PeerChannels[] = [];
+    for (const node of this.#state.map.nodes) {
+      const view = node.id === this.nodeId ? undefined : this.#heartbeats?.view(node.id);
+      if (view !== undefined) views.push({ peer: node.id, channels: view.channels, active: view.active });
+    }
+    return views;
+  }
+
+  /** host:port of the listener serving only /metrics; undefined without AgentConfig.metrics. */
+  get metricsAddress(): string | undefined {
+    return this.#metricsServer?.address;
+  }
+
+  /** The HTTP gateway; undefined without AgentConfig.http. */
+  get gateway(): Gateway | undefined {
+    return this.#gateway;
+  }
+
   get map(): ClusterMap {
     return this.#state.map;
+  }
+
+  /** `node`'s load level: this agent's own, or a peer's as its heartbeats and load news say (Low when unknown). */
+  loadOf(node: string): LoadLevel {
+    return node === this.nodeId ? this.load.level : (this.#heartbeats?.loadOf(node) ?? "Low");
   }
 
   /** The heartbeats and their view of the watched peers; undefined while this node is not in the map. */
@@ -310,6 +415,8 @@ export class Agent {
     await this.scrubber?.stop();
     await this.rebuild?.stop();
     await this.#ipc?.close();
+    await this.#gateway?.close(graceMs);
+    await this.#metricsServer?.close();
     const graceful = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
     const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
     await graceful;

@@ -6,7 +6,9 @@
 //   - keeps its chunks in a hostPath directory, so a new pod finds them;
 //   - gets two extra interfaces from Multus, net1 and net2, for channel A and B;
 //   - learns who it is from the downward API.
+import { createHash } from "node:crypto";
 import type { V1DaemonSet } from "@kubernetes/client-node";
+import { AGENT_METRICS_PORT } from "../../node-agent/src/metrics/metrics-http.ts";
 import { READINESS_SERVICE } from "../../node-agent/src/rpc/readiness-service.ts";
 import { AGENT_LABELS } from "./api/agents.ts";
 
@@ -53,18 +55,25 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
       value: String(value),
     })),
   ];
-  return {
+  const ds: V1DaemonSet = {
     apiVersion: "apps/v1",
     kind: "DaemonSet",
     metadata: { name: s.name, namespace: s.namespace, labels: { ...AGENT_LABELS } },
     spec: {
       selector: { matchLabels: { ...AGENT_LABELS } },
-      // One node at a time: a second agent down at once would cost redundancy.
-      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      // The operator rolls agents itself (agent-rollout.ts): one node at a time, and only while
+      // every volume is Healthy, which the DaemonSet controller's RollingUpdate cannot wait for.
+      updateStrategy: { type: "OnDelete" },
       template: {
         metadata: {
           labels: { ...AGENT_LABELS },
-          annotations: { [MULTUS_NETWORKS]: `${s.networks.channelA}@net1, ${s.networks.channelB}@net2` },
+          annotations: {
+            [MULTUS_NETWORKS]: `${s.networks.channelA}@net1, ${s.networks.channelB}@net2`,
+            // Annotation-based Prometheus scraping finds the agent's metrics on the pod IP; a PodMonitor uses the port's name.
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": String(AGENT_METRICS_PORT),
+            "prometheus.io/path": "/metrics",
+          },
         },
         spec: {
           serviceAccountName: s.serviceAccountName,
@@ -89,7 +98,10 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
                 ...(s.rebuildRate === undefined ? [] : ["--rebuild-rate", s.rebuildRate]),
               ],
               env,
-              ports: [{ name: "grpc", containerPort: s.port, protocol: "TCP" }],
+              ports: [
+                { name: "grpc", containerPort: s.port, protocol: "TCP" },
+                { name: "metrics", containerPort: AGENT_METRICS_PORT, protocol: "TCP" },
+              ],
               // grpc.health.v1.Health/Check on the pod IP: SERVING once the agent is up in the map it holds.
               readinessProbe: {
                 grpc: {
@@ -114,4 +126,18 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
       },
     },
   };
+  // The template's own digest names its revision: pods that do not carry it are the ones to roll.
+  const template = ds.spec?.template as NonNullable<V1DaemonSet["spec"]>["template"];
+  template.metadata = {
+    ...template.metadata,
+    annotations: { ...template.metadata?.annotations, [TEMPLATE_HASH]: templateHash(template) },
+  };
+  return ds;
+}
+
+/** The pod template annotation carrying templateHash(): the revision an agent pod was made from. */
+export const TEMPLATE_HASH = "mosaic.dev/template-hash";
+
+export function templateHash(template: NonNullable<V1DaemonSet["spec"]>["template"]): string {
+  return createHash("sha256").update(JSON.stringify(template)).digest("hex").slice(0, 16);
 }

@@ -33,7 +33,7 @@ import { isNotFound, type KubeRest } from "./framework/kube-rest.ts";
 import type { Lease } from "./framework/leader-election.ts";
 import type { OperatorPart } from "./framework/operator.ts";
 import { CLUSTER_NODES, collectionPath, LEASES, newerOf, objectPath } from "./framework/resources.ts";
-import { WorkQueue } from "./framework/work-queue.ts";
+import { type QueueObserver, WorkQueue } from "./framework/work-queue.ts";
 import { LeaseClock, type Liveness } from "./lease-clock.ts";
 
 interface ConfigMap {
@@ -63,6 +63,8 @@ export interface ClusterNodeControllerOptions {
   component?: string;
   /** After each reconcile (something about nodes, Leases or the map may have changed): StripedVolume status follows. */
   onChange?: () => void;
+  /** Reconciles and queue depth, for the operator's metrics. */
+  observer?: QueueObserver | undefined;
 }
 
 const KEY = "membership";
@@ -100,6 +102,7 @@ export class ClusterNodeController implements OperatorPart {
           { err: (error as Error).message, retryInMs },
           "membership reconcile failed; will retry",
         ),
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
     });
     const common = { kc: options.kc, rest: options.rest, log: this.#log };
     this.#nodes = new ResilientInformer<ClusterNode>({
@@ -202,6 +205,16 @@ export class ClusterNodeController implements OperatorPart {
     for (const l of liveness.values()) next = Math.min(next, l.nextChangeMs);
     this.#wakeAt(next);
     this.#o.onChange?.();
+  }
+
+  /** The ClusterNodes in the cache (every node's agent reports one), for the metrics. */
+  clusterNodes(): readonly ClusterNode[] {
+    return this.#nodes.list();
+  }
+
+  /** Epoch of the cluster map published in the ConfigMap; undefined before the first. */
+  publishedEpoch(): number | undefined {
+    return this.#publishedMap()?.epoch;
   }
 
   /** The members of the map, their state, liveness and reports, from the caches (cluster-view.ts). */

@@ -6,23 +6,29 @@
 //   MOSAIC_NAMESPACE, MOSAIC_AGENT_IMAGE, MOSAIC_NETWORK_A, MOSAIC_NETWORK_B, ... (see settingsFromEnv)
 import { hostname } from "node:os";
 import { createRootLogger } from "../../node-agent/src/log.ts";
+import { MetricsServer } from "../../node-agent/src/metrics/metrics-http.ts";
+import { rollAgents } from "./agent-rollout.ts";
+import { AGENT_SELECTOR } from "./api/agents.ts";
 import { leaderIdentity } from "./framework/leader-election.ts";
 import { Operator } from "./framework/operator.ts";
-import { DAEMON_SETS } from "./framework/resources.ts";
+import { DAEMON_SETS, PODS } from "./framework/resources.ts";
 import { runMembershipAndVolumes } from "./membership-and-volumes.ts";
+import { metricsListenOf, OperatorMetrics, readingsOf } from "./metrics.ts";
 import { applyAgentDaemonSet } from "./reconcile-daemonset.ts";
 import { settingsFromEnv } from "./settings.ts";
 
 const log = createRootLogger();
 const settings = (() => {
   try {
-    return settingsFromEnv(process.env);
+    return { ...settingsFromEnv(process.env), metrics: metricsListenOf(process.argv.slice(2), process.env) };
   } catch (error) {
     console.error((error as Error).message);
     process.exit(2);
   }
 })();
+const metrics = new OperatorMetrics();
 const operator = new Operator({
+  observe: (part) => metrics.queue(part),
   // Per process, as client-go's hostname_uuid: a container restarted in the same pod is a new
   // candidate that waits out its dead predecessor's Lease, never a leader resuming unseen.
   identity: leaderIdentity(process.env.MOSAIC_POD_NAME ?? hostname()),
@@ -38,16 +44,34 @@ operator.keep({
   },
   reconcile: () => applyAgentDaemonSet(operator.rest, settings.agent),
 });
-runMembershipAndVolumes(operator, {
+// Agents roll one node at a time while the volumes are Healthy; volume phases are read on each resync.
+operator.keep({
+  name: "agent-rollout",
+  watch: { resource: PODS, namespace: settings.agent.namespace, labelSelector: AGENT_SELECTOR },
+  reconcile: async () => {
+    await rollAgents(operator.rest, settings.agent, log);
+  },
+  resyncMs: 5_000,
+});
+const parts = runMembershipAndVolumes(operator, {
   namespace: settings.agent.namespace,
   outGraceMs: settings.outGraceMs,
   log,
 });
+metrics.read(readingsOf(operator, parts));
+// Best effort: an operator that cannot serve its metrics (the port taken) still operates.
+const metricsServer =
+  settings.metrics === undefined
+    ? undefined
+    : await MetricsServer.start(settings.metrics, metrics.registry, log).catch((error: unknown) => {
+        log.error({ err: (error as Error).message }, "metrics not served");
+        return undefined;
+      });
 await operator.start();
 log.info({ namespace: settings.agent.namespace }, "operator started");
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
     log.info({ signal }, "operator stopping");
-    void operator.stop().then(() => process.exit(0));
+    void Promise.all([operator.stop(), metricsServer?.close()]).then(() => process.exit(0));
   });
 }

@@ -25,6 +25,7 @@ export function runMembershipAndVolumes(
       rest: operator.rest,
       ...options,
       onChange: () => volumes?.requeueAll(),
+      observer: operator.observer("ClusterNode"),
     }),
   );
   volumes = operator.handle(new StripedVolumeController(() => membership.view()).handlers());

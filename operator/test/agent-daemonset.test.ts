@@ -5,7 +5,12 @@ import { after, before, describe, test } from "node:test";
 import type { V1DaemonSet } from "@kubernetes/client-node";
 import { type ControlPlane, startControlPlane } from "../../e2e/control-plane/control-plane.ts";
 import { silentLogger } from "../../node-agent/src/log.ts";
-import { AGENT_LABELS, type AgentDaemonSetSettings, MULTUS_NETWORKS } from "../src/agent-daemonset.ts";
+import {
+  AGENT_LABELS,
+  type AgentDaemonSetSettings,
+  MULTUS_NETWORKS,
+  TEMPLATE_HASH,
+} from "../src/agent-daemonset.ts";
 import { Operator } from "../src/framework/operator.ts";
 import { DAEMON_SETS } from "../src/framework/resources.ts";
 import { applyAgentDaemonSet } from "../src/reconcile-daemonset.ts";
@@ -82,7 +87,9 @@ describe("the node-agent DaemonSet on a real kube-apiserver", () => {
     assert.equal(env.get("MOSAIC_POD_NAME"), "metadata.name");
     assert.equal(env.get("MOSAIC_HEARTBEAT_CHANNEL_DOWN_MS"), "300");
     assert.deepEqual(pod?.spec?.containers[0]?.command?.slice(-2), ["--rebuild-rate", "32MiB"]);
-    assert.equal(ds.spec?.updateStrategy?.rollingUpdate?.maxUnavailable, 1);
+    // The operator rolls agents itself (agent-rollout.ts), by the template's hash.
+    assert.equal(ds.spec?.updateStrategy?.type, "OnDelete");
+    assert.match(pod?.metadata?.annotations?.[TEMPLATE_HASH] ?? "", /^[0-9a-f]{16}$/);
     assert.deepEqual(pod?.spec?.containers[0]?.resources?.requests, { cpu: "250m", memory: "256Mi" });
   });
 

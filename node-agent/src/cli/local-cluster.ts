@@ -52,6 +52,7 @@ export class LocalCluster {
       plan.agents.flatMap((a) => [
         { address: a.addresses[0], label: `${a.id} channel A` },
         { address: a.addresses[1], label: `${a.id} channel B` },
+        { address: a.http, label: `${a.id} HTTP gateway` },
       ]),
     );
     await mkdir(plan.logDir, { recursive: true });
@@ -161,6 +162,8 @@ function spawnAgent(plan: LocalPlan, agent: LocalAgent): Child {
       agent.ipcDir,
       "--capacity",
       String(plan.capacityBytes),
+      "--http",
+      agent.http,
     );
     if (plan.failover !== undefined) args.push(...failoverArgs(plan.failover));
     const child = spawn(process.execPath, args, {

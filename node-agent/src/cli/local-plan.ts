@@ -18,6 +18,8 @@ export interface LocalAgent {
   dataDir: string;
   /** Where this agent's request FIFO lives: applications on "this node" connect there. */
   ipcDir: string;
+  /** Its HTTP gateway: 127.0.0.1, after every node's two gRPC ports (base+2n+i). */
+  http: string;
   logFile: string;
 }
 
@@ -43,7 +45,7 @@ export interface PlanOptions {
 
 export function planLocalCluster(options: PlanOptions): LocalPlan {
   const { nodes, dir, basePort, capacityBytes } = options;
-  const lastPort = basePort + 2 * nodes - 1;
+  const lastPort = basePort + 3 * nodes - 1;
   if (lastPort > 65_535) {
     throw new UsageError(
       `--base-port ${basePort} leaves no room for ${nodes} nodes (ports up to ${lastPort})`,
@@ -57,6 +59,7 @@ export function planLocalCluster(options: PlanOptions): LocalPlan {
       addresses: [`127.0.0.1:${basePort + 2 * i}`, `127.0.0.2:${basePort + 2 * i + 1}`],
       dataDir: join(dir, `node-${i}`),
       ipcDir: join(dir, "ipc", `node-${i}`),
+      http: `127.0.0.1:${basePort + 2 * nodes + i}`,
       logFile: join(logDir, `node-${i}.log`),
     });
   }

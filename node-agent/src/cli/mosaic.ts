@@ -95,6 +95,15 @@ command(
     "--ipc-dir <dir>",
     "serve applications on this node through a request FIFO in <dir> (/run/mosaic in Kubernetes)",
   )
+  .option(
+    "--http <host:port>",
+    "serve the volumes over HTTP at /v1/<volume>/<name> (Range GETs, PUT, DELETE)",
+  )
+  .option(
+    "--metrics <host:port>",
+    "serve Prometheus metrics at http://<host:port>/metrics (with --http they are also at /metrics there; " +
+      "with --kubernetes the default is <pod IP>:9400)",
+  )
   .addOption(
     new Option("--scrub-rate <bytes>", "bytes per second the scrubber verifies and repairs; 0 turns it off")
       .argParser(parseSize)
@@ -113,6 +122,8 @@ command(
         dataDir: string;
         capacity: number;
         ipcDir?: string;
+        http?: string;
+        metrics?: string;
         scrubRate: number;
         outGrace: number;
         rebuildRate: number;
@@ -129,6 +140,8 @@ command(
         outGraceMs: options.outGrace,
         rebuildRateBytesPerSecond: options.rebuildRate,
         ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
+        ...(options.http === undefined ? {} : { http: options.http }),
+        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
       };
       if (options.kubernetes) {
         if (options.cluster !== undefined || options.node !== undefined)

@@ -2,6 +2,7 @@
 import type { ClusterMap } from "../core/cluster-map.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import type { Logger } from "../log.ts";
+import type { DataMetrics } from "../metrics/agent-metrics.ts";
 import type { PieceIO } from "./pieces.ts";
 
 export interface DataContext {
@@ -15,6 +16,8 @@ export interface DataContext {
   stripesInFlight: number;
   /** Whether heartbeats say `node` is down (both channels silent): writes go around it without trying. */
   nodeDown?: (node: string) => boolean;
+  /** Where degraded reads, rebuilt pieces and scrub repairs are counted (the agent's metrics); unset: nowhere. */
+  metrics?: DataMetrics;
 }
 
 /** Up in the map and not known down by the heartbeats: a node worth asking now. */
@@ -23,6 +26,10 @@ export function reachableNode(ctx: Pick<DataContext, "nodeDown">, map: ClusterMa
 }
 
 /** What reading a file needs: any party that can fetch pieces can read (an agent, or a client fetching from holders itself). */
-export type ReadContext = Pick<DataContext, "self" | "map" | "log" | "stripesInFlight" | "nodeDown"> & {
-  pieces: Pick<PieceIO, "get">;
+export type ReadContext = Pick<
+  DataContext,
+  "self" | "map" | "log" | "stripesInFlight" | "nodeDown" | "metrics"
+> & {
+  /** rankByLoad: the agent's holder choice by load; a client without levels keeps the reader's order. */
+  pieces: Pick<PieceIO, "get"> & Partial<Pick<PieceIO, "rankByLoad">>;
 };

@@ -20,7 +20,7 @@ import { formatBytes } from "../storage/format-bytes.ts";
 import { KeyedMutex } from "../storage/keyed-mutex.ts";
 import { type DataContext, reachableNode } from "./context.ts";
 import { readManifest, writeManifest } from "./file-manifests.ts";
-import { readFile } from "./file-reader.ts";
+import { readFile, readFileRange } from "./file-reader.ts";
 import { writeFile, writeManifestAround } from "./file-writer.ts";
 import { readLocalManifest, readLocalManifests } from "./manifests.ts";
 import type { RebuildProgress } from "./rebuild.ts";
@@ -109,14 +109,21 @@ export class FileService implements FileHandler {
       .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
+  /** The file's bytes, or only [start, end) of them (reading only the stripes that hold them: the HTTP gateway's Range). */
+  read(manifest: FileManifest, range?: { start: number; end: number }): AsyncGenerator<Buffer> {
+    return this.#read(manifest, range);
+  }
+
   /**
    * The file's bytes. A stripe that cannot be read may mean the file was
    * overwritten meanwhile (its old pieces are garbage once the new version
    * is durable): then the reader is told so, not that nodes are down.
    */
-  async *#read(manifest: FileManifest): AsyncGenerator<Buffer> {
+  async *#read(manifest: FileManifest, range?: { start: number; end: number }): AsyncGenerator<Buffer> {
     try {
-      yield* readFile(this.#ctx, manifest);
+      yield* range === undefined
+        ? readFile(this.#ctx, manifest)
+        : readFileRange(this.#ctx, manifest, range.start, range.end);
     } catch (error) {
       if (!isMosaicError(error, "MOSAIC_ERR_DATA_UNAVAILABLE")) throw error;
       const now = await readManifest(this.#ctx, manifest.volume, manifest.name, manifest.redundancy).catch(

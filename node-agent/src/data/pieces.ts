@@ -1,8 +1,12 @@
 // Piece I/O addressed by node id: this node's own pieces go straight to its
-// store, everyone else's over gRPC. The file layer never cares which.
+// store, everyone else's over gRPC. The file layer never cares which. It
+// also says which holder of a piece to ask first by their load levels
+// (load/holder-choice.ts), so a hot piece's reads spread over its holders.
 import { crc32c } from "@node-rs/crc32";
 import type { FileManifest } from "../core/manifest.ts";
 import { isMosaicError } from "../errors.ts";
+import { rankByLoad } from "../load/holder-choice.ts";
+import type { LoadLevel } from "../load/level.ts";
 import type { Logger } from "../log.ts";
 import type { VersionsRequest } from "../rpc/messages.ts";
 import type { PeerClients } from "../rpc/peer-client.ts";
@@ -21,20 +25,40 @@ export class PieceIO {
   readonly #log: Logger;
 
   readonly #onMissing: ((key: PieceKey) => void) | undefined;
+  readonly #loadOf: (node: string) => LoadLevel;
+  /** Advances with every choice among holders: the round-robin among Medium (or all High) ones. */
+  #turn = 0;
 
-  /** `onMissing`: a read found a piece of this node's absent (the rebuild pulls its file first). */
+  /**
+   * `onMissing`: a read found a piece of this node's absent (the rebuild
+   * pulls its file first). `loadOf`: a node's load level (this node's own
+   * included); unset, every holder counts as Low and the caller's order stands.
+   */
   constructor(
     self: string,
     store: ChunkStore,
     peers: PeerClients,
     log: Logger,
     onMissing?: (key: PieceKey) => void,
+    loadOf?: (node: string) => LoadLevel,
   ) {
     this.self = self;
     this.#store = store;
     this.#peers = peers;
     this.#log = log.child({ component: "pieces" });
     this.#onMissing = onMissing;
+    this.#loadOf = loadOf ?? (() => "Low");
+  }
+
+  /**
+   * A stripe's `slots` (held by `nodes[slot]`, in the reader's order of
+   * preference, all likely to answer) in the order to ask them by their
+   * holders' load: a Low holder until it turns Medium, then round-robin
+   * among Medium ones, a High one only when all are High. Replicas: ask the
+   * first, then the next; erasure: fetch the first k.
+   */
+  rankByLoad(nodes: readonly string[], slots: readonly number[]): number[] {
+    return rankByLoad(slots, (slot) => this.#loadOf(nodes[slot] as string), this.#turn++);
   }
 
   async put(node: string, key: PieceKey, data: Buffer[]): Promise<void> {

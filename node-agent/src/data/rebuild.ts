@@ -31,7 +31,10 @@ import { repairPiece } from "./scrub-repair.ts";
 /** Bytes per second an agent's rebuild writes unless told otherwise (AgentConfig, --rebuild-rate). */
 export const REBUILD_RATE_DEFAULT_BYTES_PER_SECOND = 64 * 1024 * 1024;
 
-export type RebuildContext = Pick<DataContext, "self" | "map" | "volume" | "volumes" | "log" | "nodeDown"> & {
+export type RebuildContext = Pick<
+  DataContext,
+  "self" | "map" | "volume" | "volumes" | "log" | "nodeDown" | "metrics"
+> & {
   pieces: Pick<PieceIO, "get" | "manifest" | "manifests" | "stat">;
 };
 
@@ -470,10 +473,12 @@ export class Rebuilder {
     if (outcome.kind === "repaired") {
       p.piecesDone++;
       p.bytesDone += task.bytes;
+      this.#ctx.metrics?.rebuildPiece("rebuilt", task.bytes);
       this.#log.debug({ ...where, how: outcome.how }, "rebuild: piece rebuilt");
     } else if (outcome.kind === "unrepairable") {
       p.piecesFailed++;
       work.failed.add(fileKey(key));
+      this.#ctx.metrics?.rebuildPiece("failed", task.bytes);
       this.#log.warn({ ...where, reason: outcome.reason }, "rebuild: piece not rebuilt; next pass");
     } else {
       p.piecesTotal--; // the file changed meanwhile: the next pass sees its new version

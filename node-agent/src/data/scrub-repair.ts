@@ -17,7 +17,7 @@ import type { DataContext } from "./context.ts";
 import { readManifestById } from "./file-manifests.ts";
 import type { PieceIO } from "./pieces.ts";
 
-export type ScrubContext = Pick<DataContext, "self" | "map" | "volume" | "log"> & {
+export type ScrubContext = Pick<DataContext, "self" | "map" | "volume" | "log" | "metrics"> & {
   pieces: Pick<PieceIO, "get" | "manifest">;
 };
 

@@ -191,9 +191,11 @@ export class Scrubber {
     };
     if (outcome.kind === "repaired") {
       report.repaired.push({ ...finding, reason: `${reason}; ${outcome.how}` });
+      this.#ctx.metrics?.scrubFinding("repaired");
       this.#log.warn({ ...where, repair: outcome.how }, "scrub: bad piece repaired");
     } else if (outcome.kind === "unrepairable") {
       report.unrepairable.push({ ...finding, reason: `${reason}; ${outcome.reason}` });
+      this.#ctx.metrics?.scrubFinding("unrepairable");
       this.#log.error({ ...where, repair: outcome.reason }, "scrub: bad piece cannot be repaired; kept");
     } else {
       report.skipped.push({ ...finding, reason: `${reason}; ${outcome.reason}` });

@@ -11,13 +11,17 @@
 // turn costs tens of microseconds it halves an idle agent's CPU. Channel
 // news (membership/channel-news.ts) rides the same sockets, and only its
 // arrival wakes the timer at once: it moves routes, and it is rare.
-// channelFor() reads the routes the core derives from it.
+// channelFor() reads the routes the core derives from it. Load news
+// (load/load-news.ts) wakes it at once too; at every wake the agent's load
+// meter hears how late the timer fired and hands back its level.
 import type { Socket } from "node:dgram";
 import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { performance } from "node:perf_hooks";
 import type { ClusterMap, NodeEntry } from "../core/cluster-map.ts";
 import { MosaicError } from "../errors.ts";
+import type { LoadLevel } from "../load/level.ts";
+import { isLoadNews } from "../load/load-news.ts";
 import type { ChannelState } from "../membership/channel-detector.ts";
 import { isNews } from "../membership/channel-news.ts";
 import type { Channel } from "../membership/heartbeat.ts";
@@ -44,6 +48,11 @@ export interface UdpHeartbeatsOptions extends Omit<MembershipCoreOptions, "nowMs
   onEvent?: (event: MembershipEvent) => void;
   /** Monotonic milliseconds; the core must never see time go backwards, so not Date.now(). */
   clock?: () => number;
+  /**
+   * This node's load level, asked at every wake with how late the timer
+   * fired (LoadMeter.update); unset: heartbeats carry no level.
+   */
+  load?: (lateMs: number) => LoadLevel;
 }
 
 export interface UdpHeartbeatStats {
@@ -53,6 +62,8 @@ export interface UdpHeartbeatStats {
   mapsSent: number;
   /** Of those, channel news; none while every watched peer is healthy. */
   newsSent: number;
+  /** Of those, load news; none while this node's load level stays Low. */
+  loadSent: number;
   /** sendto failed: typically ENETUNREACH while the channel's NIC is down. */
   sendErrors: number;
   /** Not sent: the peer's endpoint is unknown or our socket for that channel is closed. */
@@ -108,6 +119,7 @@ export class UdpHeartbeats {
     sent: 0,
     mapsSent: 0,
     newsSent: 0,
+    loadSent: 0,
     sendErrors: 0,
     skipped: 0,
     received: 0,
@@ -120,6 +132,7 @@ export class UdpHeartbeats {
   readonly #endpointOf: UdpHeartbeatsOptions["endpointOf"];
   readonly #onEvent: ((event: MembershipEvent) => void) | undefined;
   readonly #clock: () => number;
+  readonly #load: ((lateMs: number) => LoadLevel) | undefined;
   #inbox: Arrival[] = [];
   #timer: NodeJS.Timeout | undefined;
   #timerAtMs = Number.POSITIVE_INFINITY;
@@ -131,6 +144,7 @@ export class UdpHeartbeats {
     this.#endpoints = [endpointOfSocket(sockets[0]), endpointOfSocket(sockets[1])];
     this.#endpointOf = options.endpointOf;
     this.#onEvent = options.onEvent;
+    this.#load = options.load;
     this.core = new MembershipCore({ ...options, nowMs: clock() });
     for (const channel of CHANNELS) {
       const socket = sockets[INDEX[channel]];
@@ -183,6 +197,11 @@ export class UdpHeartbeats {
     return this.core.view(peer);
   }
 
+  /** `node`'s load level as its heartbeats and load news say (Low when unknown). */
+  loadOf(node: string): LoadLevel {
+    return this.core.loadOf(node, this.#clock());
+  }
+
   /**
    * The channel this node's traffic to `node` should take (0 = A, 1 = B): the
    * detector's choice for a peer watched here, the watchers' channel news for
@@ -225,7 +244,7 @@ export class UdpHeartbeats {
     const atMs = this.#clock();
     this.#inbox.push({ bytes, channel, atMs });
     // Not with the next heartbeat, up to an interval later (see the top).
-    if (isNews(bytes)) this.#arm(atMs);
+    if (isNews(bytes) || isLoadNews(bytes)) this.#arm(atMs);
   }
 
   /** Hands queued arrivals to the core in arrival order; stamps are ≥ the core's last call (one thread). */
@@ -238,16 +257,21 @@ export class UdpHeartbeats {
   }
 
   #onTimer(): void {
+    const dueMs = this.#timerAtMs;
     this.#timer = undefined;
     this.#timerAtMs = Number.POSITIVE_INFINITY;
     if (this.#closed) return;
     this.stats.wakeups++;
     const events = this.#drainInbox();
-    const tick = this.core.tick(this.#clock());
+    const nowMs = this.#clock();
+    // The first wake (from start()) was due at no particular time.
+    if (this.#load !== undefined) this.core.setLoad(this.#load(Math.max(0, nowMs - dueMs)), nowMs);
+    const tick = this.core.tick(nowMs);
     events.push(...tick.events);
     for (const d of tick.datagrams) {
       if (d.kind === "map") this.stats.mapsSent++;
       if (d.kind === "news") this.stats.newsSent++;
+      if (d.kind === "load") this.stats.loadSent++;
       this.#send(d.to, d.channel, d.bytes);
     }
     this.#arm();

@@ -19,6 +19,7 @@ import { KubeRest } from "@mosaic/operator/framework/kube-rest.ts";
 import { Agent, type AgentConfig } from "../agent.ts";
 import { listenForStop } from "../cli/stop-signal.ts";
 import { createRootLogger, type Logger } from "../log.ts";
+import { AGENT_METRICS_PORT, MetricsServer } from "../metrics/metrics-http.ts";
 import { AgentLease } from "./agent-lease.ts";
 import { ClusterSource } from "./cluster-source.ts";
 import { type AgentIdentity, identityFromEnv } from "./identity.ts";
@@ -40,6 +41,7 @@ export type KubernetesAgentOptions = Pick<
   | "rebuildRateBytesPerSecond"
   | "outGraceMs"
   | "heartbeat"
+  | "metrics"
 > & { env?: Record<string, string | undefined> };
 
 /** How often load and store use are sampled; a change of level or rounded size is a status transition. */
@@ -110,6 +112,7 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
 
   const running = agent;
   const probe = await probeServerFor(running, id, log);
+  const metrics = local.metrics === undefined ? await podMetricsServer(running, id, log) : undefined;
   const purge = new VolumePurger({
     store: running.store,
     onChange: () => {
@@ -159,6 +162,7 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
   await source.stop();
   await agent.stop();
   await probe?.stop();
+  await metrics?.close();
   log.flush();
   // Idle keep-alive timers of gRPC and HTTP clients must not hold the process open.
   process.exit(0);
@@ -201,4 +205,24 @@ function snapshotOf(
     rebuild: volumes.rebuild,
     deletedVolumes: purge.purged,
   };
+}
+
+/**
+ * Metrics on the pod IP at AGENT_METRICS_PORT, where Prometheus scrapes (the
+ * DaemonSet's port named `metrics`), unless --metrics put them elsewhere. Best
+ * effort: an agent that cannot serve its metrics still serves its data.
+ */
+async function podMetricsServer(
+  agent: Agent,
+  id: AgentIdentity,
+  log: Logger,
+): Promise<MetricsServer | undefined> {
+  if (id.podIP === undefined) return undefined;
+  const host = id.podIP.includes(":") ? `[${id.podIP}]` : id.podIP;
+  try {
+    return await MetricsServer.start(`${host}:${AGENT_METRICS_PORT}`, agent.metrics.registry, log);
+  } catch (error) {
+    log.error({ err: (error as Error).message }, "metrics not served on the pod IP");
+    return undefined;
+  }
 }

@@ -8,13 +8,18 @@
 //   heartbeat body: u64 incarnation, u64 sequence, u64 sender's map epoch,
 //           u64 epoch of the operator map it grew from (the base), u8[8]
 //           sender's map digest, u8 suspect count, per suspect: u8 flags
-//           (bit 0: fresh), u8 length, id (UTF-8)
+//           (bit 0: fresh), u8 length, id (UTF-8); then, from agents that
+//           measure load, u8 load level (0 Low, 1 Medium, 2 High) and u64 load
+//           sequence (src/load/load-news.ts); a heartbeat without them (an
+//           older agent's) says nothing of its sender's load: Low
 //   probe body: a heartbeat's, sent off the ring (agreement reads it, detection does not)
 //   map body: see map-message.ts
 //   news body: see channel-news.ts
+//   load body: see load/load-news.ts
 //
 // Version 1 (no digest, no suspicions) is refused and counted like garbage.
 import { MosaicError } from "../errors.ts";
+import { type LoadLevel, levelCode, levelOfCode } from "../load/level.ts";
 
 export type Channel = "A" | "B";
 export const CHANNELS: readonly Channel[] = ["A", "B"];
@@ -45,6 +50,15 @@ export interface Heartbeat {
   digest: string;
   /** Watched peers the sender sees down: what its successors need to confirm a node failure. */
   suspects: Suspicion[];
+  /** The sender's load level, if it measures load (older agents do not: their readers take them as Low). */
+  load?: LoadStamp;
+}
+
+/** A load level with the sequence of its announcement: with the incarnation, newer wins (load/load-board.ts). */
+export interface LoadStamp {
+  level: LoadLevel;
+  /** Grows with every change of level of one incarnation; copies and refreshes repeat it. */
+  sequence: number;
 }
 
 export const VERSION = 2;
@@ -52,6 +66,7 @@ export const KIND_HEARTBEAT = 0;
 export const KIND_MAP = 1;
 export const KIND_PROBE = 2;
 export const KIND_NEWS = 3;
+export const KIND_LOAD = 4;
 const MAGIC0 = 0x4d; // "M"
 const MAGIC1 = 0x48; // "H"
 export const HEADER_BYTES = 6;
@@ -61,8 +76,10 @@ export const DIGEST_BYTES = 8;
 export const NO_DIGEST = "0".repeat(DIGEST_BYTES * 2);
 /** Suspicions carried per heartbeat: a node watches k+1 peers, and k ≤ 3 in any sane setting. */
 export const SUSPECTS_MAX = 4;
-const HEARTBEAT_FIXED_BYTES = 8 + 8 + 8 + 8 + DIGEST_BYTES + 1;
-/** 1,312 bytes at most, so a heartbeat is one packet on any Ethernet (1,472 bytes of UDP payload). */
+/** A load level and its sequence: a heartbeat's optional tail, and the body of a load datagram after its incarnation. */
+export const LOAD_STAMP_BYTES = 1 + 8;
+const HEARTBEAT_FIXED_BYTES = 8 + 8 + 8 + 8 + DIGEST_BYTES + 1 + LOAD_STAMP_BYTES;
+/** 1,321 bytes at most, so a heartbeat is one packet on any Ethernet (1,472 bytes of UDP payload). */
 export const HEARTBEAT_BYTES_MAX =
   HEADER_BYTES + SENDER_BYTES_MAX + HEARTBEAT_FIXED_BYTES + SUSPECTS_MAX * (2 + SENDER_BYTES_MAX);
 
@@ -101,7 +118,14 @@ export function validateHeartbeat(h: Heartbeat): Heartbeat {
   if (!Array.isArray(h.suspects) || h.suspects.length > SUSPECTS_MAX)
     throw bad(`at most ${SUSPECTS_MAX} suspects`);
   for (const s of h.suspects) checkId("suspect", s.peer);
+  if (h.load !== undefined) checkLoadStamp(h.load);
   return h;
+}
+
+export function checkLoadStamp(load: LoadStamp): LoadStamp {
+  if (levelCode(load.level) < 0) throw bad(`load level must be Low, Medium or High, got ${load.level}`);
+  checkCounter("load sequence", load.sequence);
+  return load;
 }
 
 /**
@@ -143,6 +167,10 @@ export class Writer {
     this.#buf.writeUInt32LE(v % 0x1_0000_0000, at);
     this.#buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
     return this;
+  }
+
+  load(stamp: LoadStamp): this {
+    return this.u8(levelCode(stamp.level)).u64(stamp.sequence);
   }
 
   digest(hex: string): this {
@@ -206,6 +234,18 @@ export class Reader {
     return high * 0x1_0000_0000 + this.#buf.readUInt32LE(at);
   }
 
+  /** Whether bytes are left: an optional tail follows. */
+  more(): boolean {
+    return this.#at < this.#buf.length;
+  }
+
+  load(): LoadStamp {
+    const code = this.u8("load level");
+    const level = levelOfCode(code);
+    if (level === undefined) throw bad(`bad load level ${code}`);
+    return { level, sequence: this.u64("load sequence") };
+  }
+
   digest(what: string): string {
     const at = this.#take(DIGEST_BYTES, what);
     return this.#buf.toString("hex", at, at + DIGEST_BYTES);
@@ -246,8 +286,7 @@ export function readHeader(r: Reader): Header {
   const version = r.u8("version");
   if (version !== VERSION) throw bad(`unknown version ${version}`);
   const kind = r.u8("kind");
-  if (kind !== KIND_HEARTBEAT && kind !== KIND_MAP && kind !== KIND_PROBE && kind !== KIND_NEWS)
-    throw bad(`unknown kind ${kind}`);
+  if (kind < KIND_HEARTBEAT || kind > KIND_LOAD) throw bad(`unknown kind ${kind}`);
   const channel = r.u8("channel");
   if (channel !== 0 && channel !== 1) throw bad(`bad channel ${channel}`);
   return { kind, channel: channel === 0 ? "A" : "B", sender: r.text("sender") };
@@ -265,6 +304,7 @@ export function encodeHeartbeat(h: Heartbeat, probe = false): Buffer {
     .digest(h.digest)
     .u8(h.suspects.length);
   for (const s of h.suspects) w.u8(s.fresh ? 1 : 0).text(s.peer);
+  if (h.load !== undefined) w.load(h.load);
   return w.bytes();
 }
 
@@ -283,9 +323,12 @@ export function readHeartbeatBody(r: Reader, header: Header): Heartbeat {
     if (flags > 1) throw bad(`bad suspect flags ${flags}`);
     suspects.push({ fresh: flags === 1, peer: r.text("suspect") });
   }
+  const load = r.more() ? r.load() : undefined;
   r.end();
   const { sender, channel } = header;
-  return { sender, channel, incarnation, sequence, epoch, baseEpoch, digest, suspects };
+  const h: Heartbeat = { sender, channel, incarnation, sequence, epoch, baseEpoch, digest, suspects };
+  if (load !== undefined) h.load = load;
+  return h;
 }
 
 /** Decodes one heartbeat datagram; anything else (a map, garbage) throws MOSAIC_ERR_BAD_REQUEST. */

@@ -13,6 +13,8 @@
 //   count, per node: id, state, outEpoch as above, then its two addresses as
 //   u8 length + UTF-8), or u8 0
 import type { ClusterMap, NodeEntry, NodeState } from "../core/cluster-map.ts";
+import type { LoadNews } from "../load/load-news.ts";
+import { LOAD_NEWS_BYTES_MAX, readLoadNewsBody } from "../load/load-news.ts";
 import type { News } from "./channel-news.ts";
 import { NEWS_BYTES_MAX, readNewsBody } from "./channel-news.ts";
 import type { Channel, Heartbeat } from "./heartbeat.ts";
@@ -21,6 +23,7 @@ import {
   checkDigest,
   checkId,
   HEARTBEAT_BYTES_MAX,
+  KIND_LOAD,
   KIND_MAP,
   KIND_NEWS,
   KIND_PROBE,
@@ -152,7 +155,8 @@ export type Datagram =
   | { kind: "heartbeat"; heartbeat: Heartbeat }
   | { kind: "probe"; heartbeat: Heartbeat }
   | { kind: "map"; map: MapMessage }
-  | { kind: "news"; news: News };
+  | { kind: "news"; news: News }
+  | { kind: "load"; load: LoadNews };
 
 /** Decodes any membership datagram; garbage throws MOSAIC_ERR_BAD_REQUEST and nothing else. */
 export function decodeDatagram(buf: Buffer): Datagram {
@@ -163,6 +167,10 @@ export function decodeDatagram(buf: Buffer): Datagram {
   if (header.kind === KIND_NEWS) {
     if (buf.length > NEWS_BYTES_MAX) throw bad(`${buf.length} bytes is too long for news`);
     return { kind: "news", news: readNewsBody(r, header) };
+  }
+  if (header.kind === KIND_LOAD) {
+    if (buf.length > LOAD_NEWS_BYTES_MAX) throw bad(`${buf.length} bytes is too long for load news`);
+    return { kind: "load", load: readLoadNewsBody(r, header) };
   }
   if (header.kind !== KIND_MAP) {
     if (buf.length > HEARTBEAT_BYTES_MAX) throw bad(`${buf.length} bytes is too long for a heartbeat`);

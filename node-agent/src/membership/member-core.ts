@@ -5,7 +5,7 @@
 import { MosaicError } from "../errors.ts";
 import type { DetectorConfig } from "./config.ts";
 import { validateDetectorConfig } from "./config.ts";
-import type { Channel, Heartbeat, Suspicion } from "./heartbeat.ts";
+import type { Channel, Heartbeat, LoadStamp, Suspicion } from "./heartbeat.ts";
 import { CHANNELS, decodeHeartbeat, encodeHeartbeat, NO_DIGEST, SUSPECTS_MAX } from "./heartbeat.ts";
 import type { HealthEvent, PeerView } from "./peer-health.ts";
 import { PeerHealth } from "./peer-health.ts";
@@ -18,9 +18,10 @@ export interface Datagram {
   /**
    * Heartbeats (and the sparse off-ring probes) are the steady cost; maps are
    * sent only while agents hold different ones, channel news only while a
-   * watched peer has one channel unusable.
+   * watched peer has one channel unusable, load news when this node's load
+   * level changes and while it is not Low.
    */
-  kind: "heartbeat" | "probe" | "map" | "news";
+  kind: "heartbeat" | "probe" | "map" | "news" | "load";
 }
 
 export interface MemberCoreOptions {
@@ -55,6 +56,7 @@ export class MemberCore {
   #digest = NO_DIGEST;
   #baseEpoch = 0;
   #sequence = 0;
+  #load: LoadStamp | undefined;
   #nextSendMs: number;
   /** Datagrams refused as garbage, misrouted or from the wrong channel: counted, never thrown. */
   rejected = 0;
@@ -186,13 +188,18 @@ export class MemberCore {
     return [...this.#sendTo];
   }
 
+  /** This node's load level from now on, carried by every heartbeat; undefined (the default): none carried. */
+  setLoad(load: LoadStamp | undefined): void {
+    this.#load = load;
+  }
+
   /** The heartbeat this node last sent on `channel` (for an off-ring probe). */
   lastHeartbeat(channel: Channel): Heartbeat {
     return this.#heartbeat(channel, this.suspects());
   }
 
   #heartbeat(channel: Channel, suspects: Suspicion[]): Heartbeat {
-    return {
+    const h: Heartbeat = {
       sender: this.self,
       channel,
       incarnation: this.#incarnation,
@@ -202,5 +209,7 @@ export class MemberCore {
       digest: this.#digest,
       suspects,
     };
+    if (this.#load !== undefined) h.load = this.#load;
+    return h;
   }
 }

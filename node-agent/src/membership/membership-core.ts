@@ -11,7 +11,13 @@
 // find each other. Channel news (channel-news.ts) carries each watcher's view
 // of its peers' channels to every member, so that a peer this node does not
 // watch is routed off a dead NIC too (route()); it never changes the map.
+// This node's load level (setLoad) rides its heartbeats and, when it changes,
+// load news to every member (load/load-gossip.ts), so every node knows every
+// holder's level (loadOf) within a heartbeat interval.
 import type { ClusterMap } from "../core/cluster-map.ts";
+import type { LoadLevel } from "../load/level.ts";
+import { LoadAnnouncer, LoadBoard } from "../load/load-gossip.ts";
+import { encodeLoadNews } from "../load/load-news.ts";
 import type { MapEvent } from "./agreement.ts";
 import { Agreement } from "./agreement.ts";
 import type { ChannelState } from "./channel-detector.ts";
@@ -19,7 +25,7 @@ import type { News, NewsItem } from "./channel-news.ts";
 import { encodeNews, newsOf } from "./channel-news.ts";
 import type { AgreementConfig, DetectorConfig } from "./config.ts";
 import { defaultAgreementConfig, newsLeaseMs, validateDetectorConfig } from "./config.ts";
-import type { Channel } from "./heartbeat.ts";
+import type { Channel, Heartbeat } from "./heartbeat.ts";
 import { CHANNELS, encodeHeartbeat } from "./heartbeat.ts";
 import type { Datagram as AnyDatagram } from "./map-message.ts";
 import { decodeDatagram } from "./map-message.ts";
@@ -69,6 +75,8 @@ export class MembershipCore {
   readonly #member: MemberCore;
   readonly #announcer: NewsAnnouncer;
   readonly #board: NewsBoard;
+  readonly #loadAnnouncer: LoadAnnouncer;
+  readonly #loads: LoadBoard;
   /** Routes by news of the peers this node does not watch; absent: unknown. */
   readonly #routes = new Map<string, Channel>();
   /** When the news list may change without a detector transition (newsOf). */
@@ -109,6 +117,33 @@ export class MembershipCore {
       refreshMs: this.#config.newsRefreshMs,
     });
     this.#board = new NewsBoard(newsLeaseMs(this.#config));
+    this.#loadAnnouncer = new LoadAnnouncer({
+      copies: k + 1,
+      copyIntervalMs: this.#config.heartbeatIntervalMs,
+      refreshMs: this.#config.newsRefreshMs,
+    });
+    // Refreshed as often as channel news, so it keeps as long: k refreshes may be lost.
+    this.#loads = new LoadBoard(newsLeaseMs(this.#config));
+  }
+
+  /**
+   * This node's load level from nowMs: carried by every heartbeat from now
+   * on, and a change goes to every member at the next tick. Never called
+   * (the simulator): heartbeats carry no level and no load news is sent.
+   */
+  setLoad(level: LoadLevel, nowMs: number): void {
+    this.#loadAnnouncer.set(level, nowMs);
+    this.#member.setLoad(this.#loadAnnouncer.stamp);
+  }
+
+  /** `peer`'s load level as its heartbeats and load news say; Low when unknown. */
+  loadOf(peer: string, nowMs: number): LoadLevel {
+    return this.#loads.levelOf(peer, nowMs);
+  }
+
+  /** The peers whose level is not Low now. */
+  loaded(nowMs: number): Map<string, LoadLevel> {
+    return this.#loads.loaded(nowMs);
   }
 
   get map(): ClusterMap {
@@ -149,6 +184,7 @@ export class MembershipCore {
     this.#announcer.set(items, nowMs);
     const news = this.#announcer.due(nowMs);
     if (news !== undefined) datagrams.push(...this.#newsDatagrams(news));
+    if (this.#loadAnnouncer.due(nowMs)) datagrams.push(...this.#loadDatagrams());
     events.push(...this.#reroute(this.#board.expire(nowMs), nowMs));
     return { datagrams, events };
   }
@@ -164,6 +200,18 @@ export class MembershipCore {
       const bytes = encodeNews(news(channel));
       for (const to of this.agreement.ids())
         if (to !== this.self) datagrams.push({ to, channel, bytes, kind: "news" });
+    }
+    return datagrams;
+  }
+
+  /** This node's load level to every node of the map (out ones too, as news), on both channels. */
+  #loadDatagrams(): Datagram[] {
+    const datagrams: Datagram[] = [];
+    const load = this.#loadAnnouncer.stamp;
+    for (const channel of CHANNELS) {
+      const bytes = encodeLoadNews({ sender: this.self, channel, incarnation: this.#incarnation, load });
+      for (const to of this.agreement.ids())
+        if (to !== this.self) datagrams.push({ to, channel, bytes, kind: "load" });
     }
     return datagrams;
   }
@@ -231,9 +279,19 @@ export class MembershipCore {
       }
       return this.#reroute(this.#board.accept(d.news, nowMs), nowMs);
     }
+    if (d.kind === "load") {
+      const { sender } = d.load;
+      if (d.load.channel !== channel || sender === this.self || this.agreement.stateOf(sender) === undefined)
+        this.#rejected++;
+      else this.#loads.accept(sender, d.load.incarnation, d.load.load, nowMs);
+      return [];
+    }
     if (d.kind === "probe") {
       if (d.heartbeat.channel !== channel || d.heartbeat.sender === this.self) this.#rejected++;
-      else this.agreement.onHeartbeat(d.heartbeat, nowMs);
+      else {
+        this.agreement.onHeartbeat(d.heartbeat, nowMs);
+        this.#hearLoad(d.heartbeat, nowMs);
+      }
       return [];
     }
     if (d.kind === "heartbeat") {
@@ -242,6 +300,7 @@ export class MembershipCore {
       if (d.heartbeat.channel !== channel || d.heartbeat.sender === this.self) return events;
       this.agreement.onHealth(events);
       this.agreement.onHeartbeat(d.heartbeat, nowMs);
+      this.#hearLoad(d.heartbeat, nowMs);
       return events;
     }
     if (d.map.channel !== channel || d.map.sender === this.self) {
@@ -251,6 +310,12 @@ export class MembershipCore {
     const event = this.agreement.onMap(d.map, nowMs);
     if (event === undefined) return [];
     return [event, ...this.#follow(nowMs)];
+  }
+
+  /** A heartbeat's load level, if it carries one (older agents' do not). */
+  #hearLoad(h: Heartbeat, nowMs: number): void {
+    if (h.load !== undefined && this.agreement.stateOf(h.sender) !== undefined)
+      this.#loads.accept(h.sender, h.incarnation, h.load, nowMs);
   }
 
   /** An operator map (Agent.update): see Agreement.adoptOutside. */
@@ -265,6 +330,7 @@ export class MembershipCore {
       this.#member.nextDeadlineMs(),
       this.agreement.nextDeadlineMs(),
       this.#announcer.nextDeadlineMs(),
+      this.#loadAnnouncer.nextDeadlineMs(),
       this.#newsRecheckMs,
       this.#board.nextDeadlineMs(),
     );
@@ -338,6 +404,7 @@ export class MembershipCore {
     this.#member.setMembers(this.#ring(), map.epoch, nowMs, digest, baseEpoch);
     const inMap = (id: string) => this.agreement.stateOf(id) !== undefined;
     this.#board.forget(inMap);
+    this.#loads.forget(inMap);
     for (const peer of this.#member.watched()) this.#routes.delete(peer);
     return this.#reroute([...this.agreement.ids(), ...this.#routes.keys()], nowMs);
   }

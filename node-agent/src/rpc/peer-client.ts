@@ -89,6 +89,8 @@ export interface PeerClientsOptions {
    * reconnect. Cheap, must not throw.
    */
   channelState?: (node: string, channel: ChannelIndex) => ChannelState | undefined;
+  /** Client interceptors of the connection to each peer on `channel` (the agent's metrics count bytes per channel). */
+  interceptors?: (channel: ChannelIndex) => grpc.Interceptor[];
 }
 
 export interface Usage {
@@ -471,11 +473,10 @@ export class PeerClients {
     const peer = `${node}@${address}`;
     let client = this.#clients.get(peer);
     if (client === undefined) {
-      client = new PeerClient(
-        address,
-        grpc.credentials.createInsecure(),
-        channelOptions(),
-      ) as unknown as RawClient;
+      client = new PeerClient(address, grpc.credentials.createInsecure(), {
+        ...channelOptions(),
+        interceptors: this.#options.interceptors?.(channel) ?? [],
+      }) as unknown as RawClient;
       this.#clients.set(peer, client);
     }
     return { client, peer };

@@ -31,6 +31,12 @@ export interface WorkloadArgs {
   /** Attempts per write (AgentClient.putRetrying: the source is replayable); a write fails only when all do. */
   writeAttempts?: number;
   verifyOnly?: boolean;
+  /**
+   * The local agent itself may go and come back (its node is upgraded): an
+   * op that fails while it cannot be reached waits for it (up to 60 s) and
+   * runs again, counted in agentWaits rather than as an error.
+   */
+  waitForAgent?: boolean;
   /** verifyOnly: file name → the generation it must hold. */
   expect?: Record<string, number>;
 }
@@ -54,6 +60,9 @@ export interface WorkloadSummary {
   bytesRead: number;
   /** At the end, pieces of the files' current versions that are not whole where placement puts them. */
   piecesNotOk: number;
+  /** Ops that waited for the local agent to come back (waitForAgent), and the time spent waiting. */
+  agentWaits: number;
+  agentWaitMs: number;
   /** file name → last acknowledged generation. */
   acked: Record<string, number>;
   errors: string[];
@@ -136,6 +145,8 @@ const summary: WorkloadSummary = {
   verified: 0,
   bytesRead: 0,
   piecesNotOk: 0,
+  agentWaits: 0,
+  agentWaitMs: 0,
   acked,
   errors: [],
 };
@@ -145,26 +156,46 @@ const noteError = (what: string) => {
 let nextGen = 1;
 let stopping = false;
 
+/** `op`, done again once the local agent is back if it failed because the agent was gone (waitForAgent). */
+async function throughAgentRestarts<T>(op: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await op();
+    } catch (error) {
+      if (args.waitForAgent !== true || (await client.reachable(200))) throw error;
+      const started = Date.now();
+      summary.agentWaits++;
+      while (!(await client.reachable(1_000))) {
+        if (Date.now() - started > 60_000) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      summary.agentWaitMs += Date.now() - started;
+    }
+  }
+}
+
 async function write(name: string): Promise<void> {
   const gen = nextGen++;
   const started = Date.now();
   try {
-    await client.putRetrying(args.volume, name, () => content(name, gen, args.sizeBytes), {
-      sizeBytes: args.sizeBytes,
-      attempts: args.writeAttempts ?? 3,
-      onRetry: (error) => {
-        summary.writeRetries++;
-        print({
-          kind: "retry",
-          op: "write",
-          file: name,
-          gen,
-          at: Date.now(),
-          code: error.code,
-          message: error.message,
-        });
-      },
-    });
+    await throughAgentRestarts(() =>
+      client.putRetrying(args.volume, name, () => content(name, gen, args.sizeBytes), {
+        sizeBytes: args.sizeBytes,
+        attempts: args.writeAttempts ?? 3,
+        onRetry: (error) => {
+          summary.writeRetries++;
+          print({
+            kind: "retry",
+            op: "write",
+            file: name,
+            gen,
+            at: Date.now(),
+            code: error.code,
+            message: error.message,
+          });
+        },
+      }),
+    );
     acked[name] = Math.max(acked[name] ?? 0, gen);
     summary.writes++;
     print({ kind: "op", op: "write", file: name, gen, ok: true, at: started, ms: Date.now() - started });
@@ -191,7 +222,7 @@ async function read(name: string, exact: boolean): Promise<void> {
   const floor = acked[name] ?? 0;
   const started = Date.now();
   try {
-    const outcome = await readChecked(name);
+    const outcome = await throughAgentRestarts(() => readChecked(name));
     summary.reads++;
     const ms = Date.now() - started;
     if ("corrupt" in outcome) {

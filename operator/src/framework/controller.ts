@@ -18,7 +18,7 @@ import type { Logger } from "pino";
 import { ResilientInformer } from "./informer.ts";
 import { isNotFound, type KubeRest } from "./kube-rest.ts";
 import { apiVersionOf, keyOf, objectPath, type Resource, splitKey } from "./resources.ts";
-import { type BackoffOptions, WorkQueue } from "./work-queue.ts";
+import { type BackoffOptions, type QueueObserver, WorkQueue } from "./work-queue.ts";
 
 export const HANDLED_GENERATION = "mosaic.dev/handled-generation";
 
@@ -66,6 +66,8 @@ export class Controller<T extends KubernetesObject> {
     handlers: KindHandlers<T>;
     log: Logger;
     component: string;
+    /** Reconciles and queue depth, for the operator's metrics. */
+    observer?: QueueObserver | undefined;
   }) {
     this.#h = options.handlers;
     this.#rest = options.rest;
@@ -76,6 +78,7 @@ export class Controller<T extends KubernetesObject> {
       ...(this.#h.backoff === undefined ? {} : { backoff: this.#h.backoff }),
       onError: (key, error, retryInMs) =>
         this.#log.warn({ key, err: (error as Error).message, retryInMs }, "handler failed; will retry"),
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
     });
     this.#informer = new ResilientInformer<T>({
       kc: options.kc,

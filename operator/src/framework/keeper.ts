@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 import { ResilientInformer } from "./informer.ts";
 import type { KubeRest } from "./kube-rest.ts";
 import type { Resource } from "./resources.ts";
-import { WorkQueue } from "./work-queue.ts";
+import { type QueueObserver, WorkQueue } from "./work-queue.ts";
 
 export interface KeeperOptions {
   /** Names the kept object in logs and the queue. */
@@ -26,7 +26,14 @@ export class Keeper {
   #resync: NodeJS.Timeout | undefined;
   #active = false;
 
-  constructor(options: KeeperOptions & { kc: KubeConfig; rest: KubeRest; log: Logger }) {
+  constructor(
+    options: KeeperOptions & {
+      kc: KubeConfig;
+      rest: KubeRest;
+      log: Logger;
+      observer?: QueueObserver | undefined;
+    },
+  ) {
     const log = options.log.child({ component: "keeper", keeps: options.name });
     this.#name = options.name;
     this.#resyncMs = options.resyncMs ?? 60_000;
@@ -35,6 +42,7 @@ export class Keeper {
       handler: () => (this.#active ? options.reconcile() : Promise.resolve()),
       onError: (_key, error, retryInMs) =>
         log.warn({ err: (error as Error).message, retryInMs }, "reconcile failed; will retry"),
+      ...(options.observer === undefined ? {} : { observer: options.observer }),
     });
     this.#informer = new ResilientInformer({
       kc: options.kc,

@@ -7,6 +7,7 @@ import { Controller, type KindHandlers } from "./controller.ts";
 import { Keeper, type KeeperOptions } from "./keeper.ts";
 import { KubeRest } from "./kube-rest.ts";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.ts";
+import type { QueueObserver } from "./work-queue.ts";
 
 export interface OperatorOptions {
   /** Path of a kubeconfig; default: in-cluster service account, else ~/.kube/config. */
@@ -19,6 +20,8 @@ export interface OperatorOptions {
     LeaderElectionOptions,
     "namespace" | "name" | "leaseDurationMs" | "renewDeadlineMs" | "retryMs"
   >;
+  /** An observer of each part's work queue, by the part's name (the operator's metrics); none: unobserved. */
+  observe?: (part: string) => QueueObserver;
 }
 
 /** Something that keeps its cache warm from start() and acts only while active (leading). */
@@ -36,6 +39,7 @@ export class Operator {
   readonly #parts: OperatorPart[] = [];
   readonly #elector: LeaderElector | undefined;
   readonly #component = "mosaic-operator";
+  readonly #observe: ((part: string) => QueueObserver) | undefined;
 
   constructor(options: OperatorOptions) {
     this.kc = new KubeConfig();
@@ -43,6 +47,7 @@ export class Operator {
     else this.kc.loadFromDefault();
     this.rest = new KubeRest(this.kc);
     this.#log = options.log.child({ identity: options.identity });
+    this.#observe = options.observe;
     const election = options.leaderElection;
     this.#elector =
       election === undefined
@@ -64,6 +69,7 @@ export class Operator {
       handlers,
       log: this.#log,
       component: this.#component,
+      observer: this.observer(handlers.resource.kind),
     });
     this.#parts.push(controller);
     return controller;
@@ -71,7 +77,13 @@ export class Operator {
 
   /** Keeps an object the operator owns as `reconcile` declares it, on every event and resync. */
   keep(options: KeeperOptions): Keeper {
-    const keeper = new Keeper({ ...options, kc: this.kc, rest: this.rest, log: this.#log });
+    const keeper = new Keeper({
+      ...options,
+      kc: this.kc,
+      rest: this.rest,
+      log: this.#log,
+      observer: this.observer(options.name),
+    });
     this.#parts.push(keeper);
     return keeper;
   }
@@ -80,6 +92,11 @@ export class Operator {
   run<P extends OperatorPart>(part: P): P {
     this.#parts.push(part);
     return part;
+  }
+
+  /** The observer of a part's work queue named `part` (OperatorOptions.observe); undefined without one. */
+  observer(part: string): QueueObserver | undefined {
+    return this.#observe?.(part);
   }
 
   get leading(): boolean {

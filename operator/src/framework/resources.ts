@@ -33,6 +33,14 @@ export const DAEMON_SETS: Resource = {
   namespaced: true,
 };
 
+export const PODS: Resource = {
+  group: "",
+  version: "v1",
+  plural: "pods",
+  kind: "Pod",
+  namespaced: true,
+};
+
 export const LEASES: Resource = {
   group: "coordination.k8s.io",
   version: "v1",

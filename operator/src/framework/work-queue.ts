@@ -15,6 +15,12 @@ export interface BackoffOptions {
 
 export type Handler = (key: string) => Promise<void>;
 
+/** Told of every handler run, and handed the queue's depth to read when it likes (the operator's metrics). */
+export interface QueueObserver {
+  depth(read: () => number): void;
+  handled(outcome: "success" | "error", seconds: number): void;
+}
+
 export class WorkQueue {
   readonly #handler: Handler;
   readonly #baseMs: number;
@@ -28,6 +34,7 @@ export class WorkQueue {
   readonly #failures = new Map<string, number>();
   readonly #retryTimers = new Map<string, NodeJS.Timeout>();
   readonly #onError: (key: string, error: unknown, retryInMs: number) => void;
+  readonly #observer: QueueObserver | undefined;
   #running = 0;
   #stopped = false;
   #idle: { promise: Promise<void>; resolve: () => void } | undefined;
@@ -37,12 +44,15 @@ export class WorkQueue {
     concurrency?: number;
     backoff?: BackoffOptions;
     onError: (key: string, error: unknown, retryInMs: number) => void;
+    observer?: QueueObserver;
   }) {
     this.#handler = options.handler;
     this.#concurrency = options.concurrency ?? 2;
     this.#baseMs = options.backoff?.baseMs ?? 200;
     this.#maxMs = options.backoff?.maxMs ?? 60_000;
     this.#onError = options.onError;
+    this.#observer = options.observer;
+    this.#observer?.depth(() => this.#waiting.size);
   }
 
   add(key: string): void {
@@ -109,10 +119,13 @@ export class WorkQueue {
   }
 
   async #run(key: string): Promise<void> {
+    const started = performance.now();
     try {
       await this.#handler(key);
       this.#failures.delete(key);
+      this.#observer?.handled("success", (performance.now() - started) / 1000);
     } catch (error) {
+      this.#observer?.handled("error", (performance.now() - started) / 1000);
       const failures = (this.#failures.get(key) ?? 0) + 1;
       this.#failures.set(key, failures);
       const delay = Math.min(this.#maxMs, this.#baseMs * 2 ** (failures - 1));

@@ -1,0 +1,69 @@
+// Temporary read replicas of a hot piece (seed 002 §3.2–3.3: a back end is
+// added when every one is High, and one is drained and removed when all are
+// Low, after it finished the requests it had). Pure: the next step for one
+// stripe of a hot file from its holders' levels; storing, announcing and
+// deleting the copies is the caller's.
+//
+// - Add: when every holder that takes reads (the placed ones and the
+//   temporary copies serving) is High, one copy on the best node that holds
+//   none and is not High (Low before Medium, then the caller's order: its
+//   placement rank), up to `max` copies. One at a time: the next is added
+//   only once the new copy turned High as well.
+// - Drain: when every holder that takes reads is Low, the newest serving
+//   copy stops taking new reads; the reads it has in flight finish.
+// - Remove: a draining copy with no read in flight is deleted. A copy
+//   draining while its stripe turns hot again serves again instead of a new
+//   one being made.
+// Between the two (some holder not High, some not Low) nothing changes: the
+// gap between all-High and all-Low is this policy's hysteresis.
+import type { LoadLevel } from "./level.ts";
+
+export interface TempReplica {
+  node: string;
+  phase: "serving" | "draining";
+  /** Reads of it in flight. */
+  inFlight: number;
+}
+
+export interface ReplicaState {
+  /** Nodes the placement gives the stripe (its permanent holders), those likely to answer. */
+  holders: readonly string[];
+  /** Temporary copies, oldest first. */
+  temps: readonly TempReplica[];
+  /** Up nodes that hold no copy of it, best first (e.g. in placement order). */
+  candidates: readonly string[];
+  levelOf: (node: string) => LoadLevel;
+  /** Most temporary copies of one stripe. */
+  max: number;
+}
+
+export type ReplicaStep =
+  | { kind: "add"; node: string }
+  | { kind: "serve"; node: string }
+  | { kind: "drain"; node: string }
+  | { kind: "remove"; node: string }
+  | { kind: "none" };
+
+export function nextReplicaStep(s: ReplicaState): ReplicaStep {
+  const gone = s.temps.find((t) => t.phase === "draining" && t.inFlight === 0);
+  if (gone !== undefined) return { kind: "remove", node: gone.node };
+  const serving = [...s.holders, ...s.temps.filter((t) => t.phase === "serving").map((t) => t.node)];
+  if (serving.length > 0 && serving.every((n) => s.levelOf(n) === "High")) {
+    const again = s.temps.find((t) => t.phase === "draining" && s.levelOf(t.node) !== "High");
+    if (again !== undefined) return { kind: "serve", node: again.node };
+    if (s.temps.length >= s.max) return { kind: "none" };
+    const taken = new Set([...s.holders, ...s.temps.map((t) => t.node)]);
+    const free = s.candidates.filter((n) => !taken.has(n) && s.levelOf(n) !== "High");
+    const best = free.find((n) => s.levelOf(n) === "Low") ?? free[0];
+    return best === undefined ? { kind: "none" } : { kind: "add", node: best };
+  }
+  const newest = s.temps.findLast((t) => t.phase === "serving");
+  if (newest !== undefined && serving.every((n) => s.levelOf(n) === "Low"))
+    return { kind: "drain", node: newest.node };
+  return { kind: "none" };
+}
+
+/** The holders a read may go to: the placed ones and the serving copies, never a draining one. */
+export function readableHolders(holders: readonly string[], temps: readonly TempReplica[]): string[] {
+  return [...holders, ...temps.filter((t) => t.phase === "serving").map((t) => t.node)];
+}
