@@ -37,7 +37,7 @@ export async function harnessUnavailable(): Promise<string | undefined> {
   if (process.platform !== "linux") return "the harness needs Linux network and mount namespaces";
   if (process.getuid?.() !== 0) return "the harness needs root (network namespaces, mounts)";
   try {
-    for (const name of ["ip", "unshare", "setpriv", "nsenter", "mount", "sh"]) tool(name);
+    for (const name of ["ip", "unshare", "setpriv", "nsenter", "mount", "sh", "sysctl"]) tool(name);
     await ip("netns", "list");
   } catch (error) {
     return (error as Error).message;

@@ -13,7 +13,7 @@
 // nothing else of it changes (no forwarding, no NAT).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { ip, ipJson } from "./ip.ts";
+import { ip, ipJson, tool } from "./ip.ts";
 
 /** Namespaces are named mosaic-h-<pid>-<run>-<node> and mosaic-h-<pid>-<run>-fabric. */
 export const NAMESPACE_PREFIX = "mosaic-h-";
@@ -127,6 +127,11 @@ export class NodeNetwork {
     for (const node of this.nodes) {
       await ip("netns", "add", node.ns);
       await ip("-n", node.ns, "link", "set", "lo", "up");
+      // Pods share their node's namespace here, so net1 sits beside its master eth1. With Linux's
+      // defaults eth1 would answer ARP for net1's address too, and peers that learnt eth1's MAC
+      // would still reach the node with net1 down. In a cluster net1 is in the pod's own namespace.
+      await ip("netns", "exec", node.ns, tool("sysctl"), "-q", "-w", "net.ipv4.conf.all.arp_ignore=1");
+      await ip("netns", "exec", node.ns, tool("sysctl"), "-q", "-w", "net.ipv4.conf.all.arp_announce=2");
       const rootEnd = `mh${this.#run}n${node.index}`;
       await ip("link", "add", rootEnd, "type", "veth", "peer", "name", "eth0", "netns", node.ns);
       await ip("link", "set", rootEnd, "alias", alias);

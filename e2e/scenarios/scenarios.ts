@@ -311,6 +311,15 @@ const interfaceDown: Scenario = {
           return s?.channelA?.state === "Down" && s.activeChannel === "B";
         },
         at,
+        async () => {
+          const s = (await ctx.observe.clusterNode(victim))?.status;
+          return {
+            channelA: s?.channelA,
+            channelB: s?.channelB,
+            active: s?.activeChannel,
+            ready: s?.conditions,
+          };
+        },
       );
       await sleep(2_000);
       phase = (await ctx.observe.clusterNode(victim))?.status?.phase;

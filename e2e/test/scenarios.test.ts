@@ -6,6 +6,7 @@
 // soak here is short (MOSAIC_E2E_SOAK_ROUNDS, default 2; `npm run e2e --
 // --soak-rounds 20` for the long one) and prints its seed for replay
 // (MOSAIC_E2E_SEED). Skipped, with the reason, where the harness cannot run.
+import assert from "node:assert/strict";
 import { after, before, describe, type TestContext, test } from "node:test";
 import { harnessUnavailable } from "../harness/ip.ts";
 import {
@@ -63,6 +64,22 @@ describe("chaos on the local cluster: helm install, kubectl apply, faults under 
       throw error;
     }
   };
+
+  test("every agent serves the volume over HTTP on its pod IP: a PUT through one, a Range GET through another", async (t) => {
+    if (chaos === undefined) return t.skip("no cluster");
+    const ips = await Promise.all(
+      ctx.cluster.nodes.map(async (n) => (await ctx.observe.agentPod(n))?.status?.podIP as string),
+    );
+    const body = Buffer.alloc(3 * 1024 * 1024 + 17, "mosaic gateway ");
+    const url = (ip: string | undefined) => `http://${ip}:8080/v1/${ctx.volume}/gateway/probe.bin`;
+    const put = await fetch(url(ips[1]), { method: "PUT", body });
+    assert.ok(put.status === 201 || put.status === 204, `PUT answered ${put.status}`);
+    const got = await fetch(url(ips[2]), { headers: { range: "bytes=1048570-1048600" } });
+    assert.equal(got.status, 206);
+    assert.equal(got.headers.get("content-range"), `bytes 1048570-1048600/${body.length}`);
+    assert.deepEqual(Buffer.from(await got.arrayBuffer()), body.subarray(1048570, 1048601));
+    assert.equal((await fetch(url(ips[0]), { method: "DELETE" })).status, 204);
+  });
 
   for (const [i, scenario] of SCENARIOS.entries()) {
     test(`${i + 1}. ${scenario.title}`, (t) =>

@@ -29,6 +29,8 @@ export interface AgentDaemonSetSettings {
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** Heartbeat timings handed to every agent. */
   heartbeat?: { intervalMs?: number; channelDownMs?: number; outGraceMs?: number };
+  /** Port of each agent's HTTP gateway on its pod IP (`mosaic agent --http`); none: no gateway. */
+  gatewayPort?: number;
   /** Each agent's rebuild rate, as `mosaic agent --rebuild-rate` takes it (e.g. 64MiB); the agent's default when absent. */
   rebuildRate?: string;
 }
@@ -96,11 +98,16 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
                 "--ipc-dir",
                 "/run/mosaic",
                 ...(s.rebuildRate === undefined ? [] : ["--rebuild-rate", s.rebuildRate]),
+                // On the pod network, where players and the gateway Service reach it; kubelet expands $(…).
+                ...(s.gatewayPort === undefined ? [] : ["--http", `$(MOSAIC_POD_IP):${s.gatewayPort}`]),
               ],
               env,
               ports: [
                 { name: "grpc", containerPort: s.port, protocol: "TCP" },
                 { name: "metrics", containerPort: AGENT_METRICS_PORT, protocol: "TCP" },
+                ...(s.gatewayPort === undefined
+                  ? []
+                  : [{ name: "http", containerPort: s.gatewayPort, protocol: "TCP" }]),
               ],
               // grpc.health.v1.Health/Check on the pod IP: SERVING once the agent is up in the map it holds.
               readinessProbe: {

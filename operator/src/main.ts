@@ -16,11 +16,16 @@ import { runMembershipAndVolumes } from "./membership-and-volumes.ts";
 import { metricsListenOf, OperatorMetrics, readingsOf } from "./metrics.ts";
 import { applyAgentDaemonSet } from "./reconcile-daemonset.ts";
 import { settingsFromEnv } from "./settings.ts";
+import { serveKubeStatus, statusPortOf } from "./status-source.ts";
 
 const log = createRootLogger();
 const settings = (() => {
   try {
-    return { ...settingsFromEnv(process.env), metrics: metricsListenOf(process.argv.slice(2), process.env) };
+    return {
+      ...settingsFromEnv(process.env),
+      metrics: metricsListenOf(process.argv.slice(2), process.env),
+      statusPort: statusPortOf(process.env),
+    };
   } catch (error) {
     console.error((error as Error).message);
     process.exit(2);
@@ -67,11 +72,23 @@ const metricsServer =
         log.error({ err: (error as Error).message }, "metrics not served");
         return undefined;
       });
+// Best effort as the metrics: the page is for people; the operator operates without it.
+const statusPage = await serveKubeStatus({
+  kc: operator.kc,
+  rest: operator.rest,
+  port: settings.statusPort,
+  log,
+}).catch((error: unknown) => {
+  log.error({ err: (error as Error).message }, "status page not served");
+  return undefined;
+});
 await operator.start();
 log.info({ namespace: settings.agent.namespace }, "operator started");
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.once(signal, () => {
     log.info({ signal }, "operator stopping");
-    void Promise.all([operator.stop(), metricsServer?.close()]).then(() => process.exit(0));
+    void Promise.all([operator.stop(), metricsServer?.close(), statusPage?.stop()]).then(() =>
+      process.exit(0),
+    );
   });
 }

@@ -38,6 +38,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
   const resources = json<AgentDaemonSetSettings["resources"]>("MOSAIC_AGENT_RESOURCES");
   const outGraceMs = integer("MOSAIC_OUT_GRACE_MS", 300_000, 1_000, 86_400_000);
   const rebuildRate = env.MOSAIC_AGENT_REBUILD_RATE?.trim() ?? "";
+  const gatewayPort = integer("MOSAIC_GATEWAY_PORT", 0, 0, 65535);
   // The agent's own --rebuild-rate syntax: refused here, clearly, rather than by every agent at start.
   if (rebuildRate !== "" && !/^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/i.test(rebuildRate))
     problems.push(`MOSAIC_AGENT_REBUILD_RATE=${rebuildRate} is not a size per second (e.g. 64MiB)`);
@@ -61,6 +62,7 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
     ...(tolerations === undefined ? {} : { tolerations }),
     ...(resources === undefined ? {} : { resources }),
     ...(rebuildRate === "" ? {} : { rebuildRate }),
+    ...(gatewayPort === 0 ? {} : { gatewayPort }),
   };
   if (agent.networks.channelA !== "" && agent.networks.channelA === agent.networks.channelB) {
     problems.push(

@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { runAgentProcess } from "../agent-main.ts";
 import { runKubernetesAgent } from "../kube/kube-agent.ts";
+import { LOCAL_STATUS_PORT_DEFAULT } from "../status/local-status.ts";
 import { nodes, volumes } from "./commands/cluster.ts";
 import { ls, rm, statFile } from "./commands/files.ts";
 import { get } from "./commands/get.ts";
@@ -189,6 +190,13 @@ command(
   .addOption(channelDownOption("each agent"))
   .option("--once", "stop the cluster after the check; exit code 0 only if it passed")
   .option("--no-check", "skip writing and verifying the check file")
+  .option(
+    "--status-port <port>",
+    "serve the live status page on 127.0.0.1:<port> (0: any free port)",
+    integerIn(0, 65_535),
+    LOCAL_STATUS_PORT_DEFAULT,
+  )
+  .option("--no-status", "serve no status page")
   .action(
     async (
       o: {
@@ -203,6 +211,8 @@ command(
         channelDown: number;
         once?: boolean;
         check: boolean;
+        statusPort: number;
+        status: boolean;
       },
       cmd: Command,
     ) => {
@@ -217,6 +227,7 @@ command(
         heartbeat: heartbeatFlags(o, cmd),
         once: o.once === true,
         check: o.check,
+        ...(o.status ? { statusPort: o.statusPort } : {}),
       });
       // Anything still open (a check cut short by Ctrl-C) must not hold the exit.
       process.exit(code);

@@ -42,6 +42,7 @@ export type KubernetesAgentOptions = Pick<
   | "outGraceMs"
   | "heartbeat"
   | "metrics"
+  | "http"
 > & { env?: Record<string, string | undefined> };
 
 /** How often load and store use are sampled; a change of level or rounded size is a status transition. */

@@ -4,7 +4,9 @@ import { resolve } from "node:path";
 import { AgentClient } from "../../client/agent-client.ts";
 import { readClusterFile } from "../../config.ts";
 import { describeRedundancy } from "../../core/volume.ts";
+import { silentLogger } from "../../log.ts";
 import type { HeartbeatTimings } from "../../membership/config.ts";
+import { type LocalStatusPage, serveLocalStatus } from "../../status/local-status.ts";
 import { runCheck } from "../check.ts";
 import { describeFailure } from "../failure.ts";
 import { formatBytes, formatDuration, table } from "../format.ts";
@@ -26,6 +28,8 @@ export interface UpOptions {
   heartbeat?: Partial<HeartbeatTimings>;
   once: boolean;
   check: boolean;
+  /** Port of the status page on 127.0.0.1 (0: any free one); unset: no page. */
+  statusPort?: number;
 }
 
 export const READY_TIMEOUT_MS = 20_000;
@@ -67,6 +71,8 @@ export async function up(options: UpOptions): Promise<number> {
     cluster.killNow();
   });
   printCluster(plan, cluster);
+  // A --once run stops right after its check: no page to watch.
+  const page = options.once ? undefined : await startStatusPage(plan, options.statusPort);
 
   const abort = new AbortController();
   const serving = serve(cluster, options, abort.signal);
@@ -80,6 +86,7 @@ export async function up(options: UpOptions): Promise<number> {
   // A check still streaming would keep the agents' calls open and their shutdown waiting.
   abort.abort();
   await Promise.race([serving.catch(() => {}), sleep(1_000)]);
+  await page?.stop();
   const running = cluster.running().length;
   print(`stopping ${running} agent${running === 1 ? "" : "s"}…`);
   const { killed } = await cluster.stop();
@@ -120,6 +127,22 @@ async function serve(cluster: LocalCluster, options: UpOptions, signal: AbortSig
   if (options.once || signal.aborted) return passed ? 0 : 1;
   printUsage(cluster.plan, sample);
   return new Promise<number>(() => {}); // until Ctrl-C, SIGTERM or the last agent's exit
+}
+
+/** Best effort: a cluster whose page cannot listen (the port taken) still runs. */
+async function startStatusPage(
+  plan: LocalPlan,
+  port: number | undefined,
+): Promise<LocalStatusPage | undefined> {
+  if (port === undefined) return undefined;
+  try {
+    const page = await serveLocalStatus(plan, port, silentLogger());
+    print(`status page: ${page.url}`);
+    return page;
+  } catch (error) {
+    warn(`no status page: ${(error as Error).message} (choose another with --status-port)`);
+    return undefined;
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
