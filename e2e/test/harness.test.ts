@@ -34,6 +34,8 @@ import { NETWORK_STATUS_ANNOTATION, type NetworkStatusEntry } from "../harness/m
 
 const NS = MOSAIC_NAMESPACE;
 const AGENT_PORT = 7400;
+/** The probe pod's server: clear of the agent's ports (7400, gateway 8080, metrics 9400), since pods share their node's namespace here. */
+const PROBE_PORT = 8180;
 const OPERATOR_SELECTOR = "app.kubernetes.io/name=mosaic-operator";
 /** From helm install to pods running: the operator starts, leads, applies the DaemonSet; pods are scheduled and run. */
 const WAIT_MS = 180_000;
@@ -346,7 +348,7 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
         if (q.url === "/fail") healthy = false;
         if (q.url === "/exit") process.exit(3);
         s.statusCode = healthy ? 200 : 503; s.end(process.env.POD_IP + " " + process.env.GREETING);
-      }).listen(8080, process.env.POD_IP);`;
+      }).listen(${PROBE_PORT}, process.env.POD_IP);`;
     const idle = "setInterval(() => {}, 1000)";
     const gate = `process.on("SIGTERM", () => {}); ${idle}`;
     const mounts = [
@@ -371,7 +373,7 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
               { name: "NOTE", valueFrom: { fieldRef: { fieldPath: "metadata.annotations['note']" } } },
               { name: "GREETING", value: "$(NOTE) from $(POD_IP)" },
             ],
-            ports: [{ name: "web", containerPort: 8080 }],
+            ports: [{ name: "web", containerPort: PROBE_PORT }],
             readinessProbe: { httpGet: { path: "/", port: "web" }, ...fast },
             volumeMounts: mounts,
           },
@@ -395,7 +397,7 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
             name: "tcp",
             image,
             command: ["node", "-e", idle],
-            readinessProbe: { tcpSocket: { port: 8080 }, ...fast },
+            readinessProbe: { tcpSocket: { port: PROBE_PORT }, ...fast },
           },
         ],
         volumes: [
@@ -437,7 +439,7 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
     );
     const ip = c().network.node("node-2").ip;
     assert.equal(
-      await httpGet(`http://${ip}:8080/`),
+      await httpGet(`http://${ip}:${PROBE_PORT}/`),
       `${ip} hello from ${ip}`,
       "status.podIP and an annotation via the downward API, $(VAR) expanded",
     );
@@ -447,13 +449,13 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
       existsSync(join(c().kubelet.nodeRoot("node-2"), "var", "lib", "probe-check")),
       "hostPath under node-2's root",
     );
-    await httpGet(`http://${ip}:8080/fail`);
+    await httpGet(`http://${ip}:${PROBE_PORT}/fail`);
     const notReadyMs = await waitFor(
       async () => !ready(await get()),
       30_000,
       "probe-check NotReady after /fail",
     );
-    await httpGet(`http://${ip}:8080/exit`).catch(() => "");
+    await httpGet(`http://${ip}:${PROBE_PORT}/exit`).catch(() => "");
     await waitFor(
       async () => {
         const p = await get();
