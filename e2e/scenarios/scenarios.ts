@@ -163,7 +163,9 @@ async function underLoad(
     sizeBytes: ctx.application.fileBytes,
     readers: ctx.application.readers,
     writers: ctx.application.writers,
-    writeAttempts: 5,
+    // 8 attempts pause 7 s in all: a write whose owner is restarting (a pod replaced, an upgrade)
+    // is refused until the map has the owner down or its new agent listens.
+    writeAttempts: 8,
     waitForAgent,
   });
   try {
