@@ -29,8 +29,14 @@ export class Observer {
 
   /** The agent pod on `node` that is not being deleted, if any. */
   async agentPod(node: string): Promise<V1Pod | undefined> {
-    return (await this.pods(AGENT_SELECTOR)).find(
-      (p) => p.spec?.nodeName === node && p.metadata?.deletionTimestamp === undefined,
+    return (await this.agentPods([node]))[0];
+  }
+
+  /** The agent pod on each of `nodes` that is not being deleted, from one kubectl call. */
+  async agentPods(nodes: readonly string[]): Promise<(V1Pod | undefined)[]> {
+    const all = await this.pods(AGENT_SELECTOR);
+    return nodes.map((node) =>
+      all.find((p) => p.spec?.nodeName === node && p.metadata?.deletionTimestamp === undefined),
     );
   }
 

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JsonLinesProcess, Line } from "../../node-agent/test/helpers/netns.ts";
 import type { WorkloadSummary } from "../../node-agent/test/netns/workload.ts";
-import { AGENT_SELECTOR } from "../../operator/src/api/agents.ts";
+import { TEMPLATE_HASH } from "../../operator/src/agent-daemonset.ts";
 import type { ChaosCluster } from "./chaos-cluster.ts";
 import { type Observer, podReady, restarts } from "./observe.ts";
 
@@ -524,8 +524,8 @@ const agentRollout: Scenario = {
   restartsClientAgent: true,
   async fault(ctx) {
     const hashOf = (pod: Awaited<ReturnType<Observer["agentPod"]>>) =>
-      pod?.metadata?.annotations?.["mosaic.dev/template-hash"];
-    const before = await Promise.all(ctx.cluster.nodes.map((n) => ctx.observe.agentPod(n)));
+      pod?.metadata?.annotations?.[TEMPLATE_HASH];
+    const before = await ctx.observe.agentPods(ctx.cluster.nodes);
     const old = new Set(before.map(hashOf));
     assert.equal(old.size, 1, "every agent on one template before the upgrade");
     const at = performance.now();
@@ -542,10 +542,7 @@ const agentRollout: Scenario = {
       "every agent on the new template, Ready, and the volume Healthy",
       async () => {
         // One kubectl call for every agent pod, so a poll is short enough to see each node go.
-        const all = await ctx.observe.pods(AGENT_SELECTOR);
-        const pods = ctx.cluster.nodes.map((n) =>
-          all.find((p) => p.spec?.nodeName === n && p.metadata?.deletionTimestamp === undefined),
-        );
+        const pods = await ctx.observe.agentPods(ctx.cluster.nodes);
         const unavailable = pods.filter((p) => !podReady(p)).length;
         if (unavailable > 0 && mostUnavailable === 0) deletedWhile.push(lastPhase ?? "unknown");
         mostUnavailable = Math.max(mostUnavailable, unavailable);
