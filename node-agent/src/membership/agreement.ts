@@ -28,8 +28,14 @@
 //   partition from a crash); a lone survivor never changes the map.
 // - At least one confirming suspicion must be fresh: seen after the map last
 //   showed the peer up. A peer that one watcher hears and two cannot (partial
-//   connectivity) is marked up once by the one that hears it and then stays
-//   up, instead of flapping between the two views every tick.
+//   connectivity) is marked up by the one that hears it and then stays up for
+//   a while, instead of flapping between the two views every tick. The while
+//   is bounded: an 'up' in a map is not always news (the winner of a race
+//   between two proposals may simply never have had the peer down), so a
+//   watcher that has heard nothing for a node-down period since the map said
+//   up holds fresh silence again. Each repeat without the watcher's detector
+//   moving doubles that period (up to STALE_DOUBLINGS_MAX times), so partial
+//   connectivity settles into rare flips, not a flap.
 // - Up: a node down in the map that this node hears again (any channel, any
 //   incarnation) is proposed up at once; a heartbeat is proof of life.
 // - Out: a node down in the map for outGraceMs (on the proposer's clock, from
@@ -90,6 +96,8 @@ export interface AgreementOptions {
   toleratedLosses: number;
   /** A watcher's suspicions count for this long after its last heartbeat (the detector's suspectAfterMs). */
   voiceTtlMs: number;
+  /** Silence held against a peer the map then showed up is stale for this long at first (the detector's nodeDownAfterMs). */
+  staleMs: number;
   config: AgreementConfig;
   nowMs: number;
 }
@@ -118,6 +126,15 @@ interface Voice {
 }
 
 const keyOf = (epoch: number, digest: string) => `${epoch}:${digest}`;
+
+/** A stale mark lasts staleMs, doubled for each repeat while the watcher's view of the peer stands: at most 2^this. */
+export const STALE_DOUBLINGS_MAX = 6;
+
+interface StaleMark {
+  /** Until when the silence is stale; undefined once it lapsed (the mark stays, to count repeats). */
+  untilMs: number | undefined;
+  repeats: number;
+}
 
 /** Orders two maps of one epoch: higher proposer, then higher digest, wins. */
 function outranks(a: { proposer: string; digest: string }, b: { proposer: string; digest: string }): boolean {
@@ -150,6 +167,7 @@ export class Agreement {
   };
   readonly #k: number;
   readonly #voiceTtlMs: number;
+  readonly #staleMs: number;
   readonly #config: AgreementConfig;
   #base: ClusterMap;
   #baseDigest: string;
@@ -168,8 +186,12 @@ export class Agreement {
   readonly #heardMs = new Map<string, number>();
   /** When this node adopted a map in which the node is down. */
   readonly #downSinceMs = new Map<string, number>();
-  /** Peers whose current down (in this node's detector) began before the map last showed them up. */
-  readonly #stale = new Set<string>();
+  /**
+   * Peers whose current down (in this node's detector) began before the map
+   * last showed them up: until when that silence stays stale, and how many
+   * times it was made stale since the detector last moved.
+   */
+  readonly #stale = new Map<string, StaleMark>();
   readonly #pushedMs = new Map<string, number>();
   #outbox: Datagram[] = [];
   #dirty = true;
@@ -181,6 +203,7 @@ export class Agreement {
     this.self = options.self;
     this.#k = options.toleratedLosses;
     this.#voiceTtlMs = options.voiceTtlMs;
+    this.#staleMs = options.staleMs;
     this.#config = validateAgreementConfig(options.config);
     this.#base = options.map;
     this.#baseDigest = mapDigest(options.map);
@@ -220,7 +243,7 @@ export class Agreement {
 
   /** Whether this node's suspicion of `peer` is fresh (see the rules above). */
   fresh(peer: string): boolean {
-    return !this.#stale.has(peer);
+    return this.#stale.get(peer)?.untilMs === undefined;
   }
 
   /** Detector transitions of watched peers: a new down is fresh evidence, and any change may allow a proposal. */
@@ -318,6 +341,11 @@ export class Agreement {
   ): { datagrams: Datagram[]; event?: MapEvent } {
     const graceDue = this.#graceDueMs() <= nowMs;
     this.#lastTickMs = nowMs;
+    for (const mark of this.#stale.values())
+      if (mark.untilMs !== undefined && mark.untilMs <= nowMs) {
+        mark.untilMs = undefined;
+        this.#dirty = true;
+      }
     let event: MapEvent | undefined;
     if ((this.#dirty || graceDue) && this.#states.get(this.self) === "up") {
       this.#dirty = false;
@@ -331,10 +359,13 @@ export class Agreement {
     return event === undefined ? { datagrams } : { datagrams, event };
   }
 
-  /** The earliest time tick() has work: now while something is queued or changed, else a grace expiring. */
+  /** The earliest time tick() has work: now while something is queued or changed, else a grace or stale mark ending. */
   nextDeadlineMs(): number {
     if (this.#dirty || this.#outbox.length > 0) return Number.NEGATIVE_INFINITY;
-    return this.#graceDueMs();
+    let dueMs = this.#graceDueMs();
+    for (const { untilMs } of this.#stale.values())
+      if (untilMs !== undefined && untilMs < dueMs) dueMs = untilMs;
+    return dueMs;
   }
 
   #graceDueMs(): number {
@@ -381,7 +412,7 @@ export class Agreement {
     if (!live.includes(this.self)) return false;
     const quorum = Math.min(2, live.length);
     let votes = 1;
-    let fresh = !this.#stale.has(peer);
+    let fresh = this.fresh(peer);
     for (const w of live) {
       if (w === this.self) continue;
       const v = this.#voices.get(w);
@@ -450,10 +481,14 @@ export class Agreement {
       changed.push({ id, from, to });
       if (to === "down") this.#downSinceMs.set(id, nowMs);
       else this.#downSinceMs.delete(id);
-      // Silence this node already holds against a peer now up is no news: it may confirm, not decide.
-      if (to === "up") this.#stale.add(id);
+      // Silence this node already holds against a peer now up is no news: it may confirm, not decide (for a while).
+      if (to === "up") {
+        const repeats = Math.min((this.#stale.get(id)?.repeats ?? -1) + 1, STALE_DOUBLINGS_MAX);
+        this.#stale.set(id, { untilMs: nowMs + this.#staleMs * 2 ** repeats, repeats });
+      }
     }
     for (const id of this.#downSinceMs.keys()) if (!this.#states.has(id)) this.#downSinceMs.delete(id);
+    for (const id of this.#stale.keys()) if (!this.#states.has(id)) this.#stale.delete(id);
     this.#dirty = true;
     return { kind: "map", map, proposer, digest: this.#digest, how, changed, atMs: nowMs };
   }

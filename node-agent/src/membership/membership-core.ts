@@ -96,6 +96,7 @@ export class MembershipCore {
       map: options.map,
       toleratedLosses: this.#config.toleratedLosses,
       voiceTtlMs: this.#config.suspectAfterMs,
+      staleMs: this.#config.nodeDownAfterMs,
       config: agreement,
       nowMs: options.nowMs,
     });

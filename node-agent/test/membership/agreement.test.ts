@@ -38,6 +38,7 @@ class Node {
       map,
       toleratedLosses: detector.toleratedLosses,
       voiceTtlMs: detector.suspectAfterMs,
+      staleMs: detector.nodeDownAfterMs,
       config: defaultAgreementConfig(GRACE_MS),
       nowMs: 0,
     });
@@ -186,6 +187,46 @@ describe("membership agreement", () => {
     e.a.onHealth([{ kind: "peer", peer: "c", from: "up", to: "down", atMs: 30 }]);
     e.a.onHeartbeat(d.heartbeat([{ peer: "c", fresh: false }]), 30);
     assert.equal(stateOf((e.tick(30).event as MapEvent).map, "c"), "down");
+  });
+
+  test("stale silence lapses after a node-down period, twice as long at each repeat: an 'up' that was no news ends", () => {
+    const STALE_MS = detector.nodeDownAfterMs;
+    const base = clusterMap(ids);
+    const e = new Node("e", base);
+    e.view.set("c", "down");
+    // e's map had c down; a map that never had it down (the winner of a race) shows it up. Nobody hears c.
+    e.a.onMap(mapMessage(clusterMap(ids, 2, { c: "down" }), "d", base), 0);
+    e.a.onMap(mapMessage(clusterMap(ids, 3), "a", base), 100);
+    // d, the other watcher, holds e's map throughout and cannot hear c either.
+    const d = new Node("d", base);
+    const voice = (t: number) =>
+      e.a.onHeartbeat(
+        { ...d.heartbeat([{ peer: "c", fresh: false }]), epoch: e.a.map.epoch, digest: e.a.digest },
+        t,
+      );
+    voice(100 + STALE_MS - 10);
+    assert.equal(e.tick(100 + STALE_MS - 10).event, undefined, "still stale");
+    assert.equal(e.a.nextDeadlineMs(), 100 + STALE_MS, "a driver wakes when the mark lapses");
+    voice(100 + STALE_MS);
+    const downAgain = e.tick(100 + STALE_MS).event as MapEvent;
+    assert.equal(e.a.fresh("c"), true);
+    assert.equal(stateOf(downAgain.map, "c"), "down", "a node-down period of silence since the 'up' decides");
+
+    // Up again (someone hears c, the watchers still do not): stale twice as long this time.
+    const upAt = 2_000;
+    e.a.onMap(mapMessage(clusterMap(ids, downAgain.map.epoch + 1), "a", base), upAt);
+    assert.equal(e.a.fresh("c"), false);
+    voice(upAt + 2 * STALE_MS - 10);
+    assert.equal(e.tick(upAt + 2 * STALE_MS - 10).event, undefined, "the second mark lasts two periods");
+    voice(upAt + 2 * STALE_MS);
+    assert.equal(stateOf((e.tick(upAt + 2 * STALE_MS).event as MapEvent).map, "c"), "down");
+
+    // Once e's detector moves (it heard c, or lost it afresh), the count starts over.
+    e.a.onHealth([{ kind: "peer", peer: "c", from: "down", to: "up", atMs: 4_000 }]);
+    e.a.onMap(mapMessage(clusterMap(ids, e.a.map.epoch + 1), "a", base), 4_000);
+    assert.equal(e.a.nextDeadlineMs(), Number.NEGATIVE_INFINITY, "a new map is work now");
+    e.tick(4_000);
+    assert.equal(e.a.nextDeadlineMs(), 4_000 + STALE_MS);
   });
 
   test("two proposals at one epoch: the higher proposer's content wins, one epoch up, everywhere", () => {
