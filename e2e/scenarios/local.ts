@@ -4,10 +4,12 @@
 // enough for a test, and a StripedVolume applied with kubectl and Healthy.
 // Faults are the harness's: `ip link` in a node's namespace, a node's NICs
 // and kubelet Lease cut, kill -9 of a container's process by pid.
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JsonLinesProcess } from "../../node-agent/test/helpers/netns.ts";
 import { AGENT_SELECTOR } from "../../operator/src/api/agents.ts";
 import { installChart, MOSAIC_NAMESPACE, upgradeChart } from "../harness/chart.ts";
+import { writeClientTlsDir } from "../harness/client-certificate.ts";
 import { LocalCluster } from "../harness/local-cluster.ts";
 import type { ChaosCluster } from "./chaos-cluster.ts";
 import { Observer, podReady } from "./observe.ts";
@@ -66,6 +68,8 @@ export async function startLocalChaos(o: LocalChaosOptions): Promise<LocalChaos>
   const started = performance.now();
   const local = await LocalCluster.start({ nodes: o.nodes ?? 3 });
   try {
+    // With the chart's mutual TLS, the application needs a client certificate; made once the CA exists.
+    let clientTlsDir: string | undefined;
     const cluster: ChaosCluster = {
       namespace: MOSAIC_NAMESPACE,
       nodes: local.network.nodes.map((n) => n.name),
@@ -79,7 +83,12 @@ export async function startLocalChaos(o: LocalChaosOptions): Promise<LocalChaos>
         await upgradeChart(local, values);
       },
       startApplication: (node, args) =>
-        new JsonLinesProcess(WORKLOAD, node, { ...args, node }, local.network.node(node).ns),
+        new JsonLinesProcess(
+          WORKLOAD,
+          node,
+          { ...args, node, ...(clientTlsDir === undefined ? {} : { tlsDir: clientTlsDir }) },
+          local.network.node(node).ns,
+        ),
     };
     const observe = new Observer(cluster);
     await installChart(local, [`heartbeat.outGraceMs=${o.outGraceMs}`, `agent.rebuildRate=${o.rebuildRate}`]);
@@ -89,6 +98,9 @@ export async function startLocalChaos(o: LocalChaosOptions): Promise<LocalChaos>
       const cns = await Promise.all(cluster.nodes.map((n) => observe.clusterNode(n)));
       return cns.every((cn) => cn?.status?.phase === "Up" && cn.status.activeChannel === "A");
     });
+    const tlsDir = join(local.dir, "client-tls");
+    if (await writeClientTlsDir(cluster.kubectl, MOSAIC_NAMESPACE, "e2e-workload", tlsDir))
+      clientTlsDir = tlsDir;
     const volume = {
       apiVersion: "mosaic.dev/v1alpha1",
       kind: "StripedVolume",

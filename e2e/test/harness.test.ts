@@ -308,6 +308,17 @@ describe("the local cluster: harness nodes and kubelet, the real control plane, 
       new RegExp(`"server":"https://${c().network.gateway.replaceAll(".", "\\.")}:\\d+"`),
       "in-cluster config",
     );
+    // The chart's mutual TLS: the agent's certificate came through a CSR the operator approved and signed.
+    assert.match(agentLog, /agent certificate obtained through a CertificateSigningRequest/);
+    assert.match(agentLog, /gRPC with mutual TLS/);
+    const csrs = await kubectlJson<{
+      items: { status?: { conditions?: { type: string }[]; certificate?: string } }[];
+    }>(["get", "csr", "-l", "mosaic.dev/node"]);
+    assert.ok(
+      csrs.items.filter((r) => r.status?.conditions?.[0]?.type === "Approved" && r.status.certificate)
+        .length >= 3,
+      "a signed CSR per node",
+    );
     console.log(`# ClusterNodes with channels A and B Up ${upAt} ms after helm install returned`);
   });
 

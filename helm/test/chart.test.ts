@@ -23,6 +23,12 @@ const BAD_VALUES: { why: string; set: string; says: RegExp }[] = [
   { why: "a port out of range", set: "agent.port=70000", says: /port.*maximum/ },
   { why: "a rebuild rate that is not a size", set: "agent.rebuildRate=fast", says: /rebuildRate/ },
   { why: "a misspelt value", set: "heartbeat.intervalMS=10", says: /additional properties 'intervalMS'/ },
+  {
+    why: "a certificate lifetime without a unit",
+    set: "tls.certificateLifetime=168",
+    says: /certificateLifetime/,
+  },
+  { why: "TLS switched on by a word", set: "tls.enabled=yes", says: /tls\/enabled/ },
 ];
 
 describe("the Helm chart", () => {
@@ -150,6 +156,27 @@ describe("the Helm chart", () => {
       assert.equal(await agentCan("patch", "clusternodes.mosaic.dev"), "no");
       assert.equal(await agentCan("update", "leases.coordination.k8s.io", "-n", NAMESPACE), "yes");
       assert.equal(await agentCan("delete", "leases.coordination.k8s.io", "-n", NAMESPACE), "no");
+      // Agents' certificates: the operator keeps its CA's one Secret and signs for its own signer only.
+      assert.equal(await can("get", "secrets/mosaic-agent-ca", "-n", NAMESPACE), "yes");
+      assert.equal(await can("get", "secrets/someone-elses", "-n", NAMESPACE), "no");
+      assert.equal(await can("update", "secrets/mosaic-agent-ca", "-n", "default"), "no");
+      assert.equal(
+        await can("update", "certificatesigningrequests.certificates.k8s.io", "--subresource=approval"),
+        "yes",
+      );
+      // Approving and signing for mosaic.dev/agent only (a signer name holds a slash, which
+      // `kubectl auth can-i` cannot take): operator/test/agent-certificates-kubernetes.test.ts
+      // signs and denies with exactly this RBAC.
+      assert.equal(await can("update", "configmaps/mosaic-agent-ca-bundle", "-n", NAMESPACE), "yes");
+      // The agents ask, read the bundle, and never see the CA key nor approve.
+      assert.equal(await agentCan("create", "certificatesigningrequests.certificates.k8s.io"), "yes");
+      assert.equal(
+        await agentCan("update", "certificatesigningrequests.certificates.k8s.io", "--subresource=approval"),
+        "no",
+      );
+      assert.equal(await agentCan("get", "configmaps/mosaic-agent-ca-bundle", "-n", NAMESPACE), "yes");
+      assert.equal(await agentCan("get", "secrets/mosaic-agent-ca", "-n", NAMESPACE), "no");
+      assert.equal(env.MOSAIC_TLS_CERTIFICATE_LIFETIME, "168h");
     });
   });
 });

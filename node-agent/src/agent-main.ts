@@ -10,8 +10,10 @@ import { Agent } from "./agent.ts";
 import { readClusterFile } from "./config.ts";
 import { createRootLogger } from "./log.ts";
 import type { HeartbeatTimings } from "./membership/config.ts";
+import { agentTls, type TlsFlags } from "./tls/agent-tls-choice.ts";
+import { localAgentTlsDir } from "./tls/local-ca.ts";
 
-export interface AgentProcessOptions {
+export interface AgentProcessOptions extends TlsFlags {
   clusterFile: string;
   nodeId: string;
   dataDir: string;
@@ -41,8 +43,16 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
       `node ${options.nodeId} is not in ${options.clusterFile} (nodes: ${cluster.nodes.map((n) => n.id).join(", ")})`,
     );
   }
+  // Without --tls-dir or --insecure, a cluster file with a local CA names this node's directory.
+  const tlsDir =
+    options.tlsDir ??
+    (options.insecure !== true && cluster.tls !== undefined
+      ? localAgentTlsDir(cluster.tls.dir, options.nodeId)
+      : undefined);
+  const tls = await agentTls({ ...options, ...(tlsDir === undefined ? {} : { tlsDir }) }, log);
   const agent = await Agent.start({
     nodeId: options.nodeId,
+    ...(tls === undefined ? {} : { tls }),
     listen: self.addresses,
     dataDir: options.dataDir,
     capacityBytes: options.capacityBytes,

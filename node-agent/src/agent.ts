@@ -4,9 +4,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { type ClusterMap, nodeById } from "./core/cluster-map.ts";
 import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
-import type { DataContext } from "./data/context.ts";
+import { type DataContext, reachableNode } from "./data/context.ts";
 import { FileService } from "./data/file-service.ts";
-import { PieceIO } from "./data/pieces.ts";
 import { REBUILD_RATE_DEFAULT_BYTES_PER_SECOND, Rebuilder } from "./data/rebuild.ts";
 import { Scrubber } from "./data/scrubber.ts";
 import { MosaicError } from "./errors.ts";
@@ -15,6 +14,8 @@ import { heartbeatEndpoints, UdpHeartbeats } from "./io/udp-heartbeats.ts";
 import { IpcServer } from "./ipc/ipc-server.ts";
 import type { LoadConfig, LoadLevel } from "./load/level.ts";
 import { LoadMeter } from "./load/meter.ts";
+import { ReadCopies, type ReadCopyConfig, type ReadCopyEvent } from "./load/read-copies.ts";
+import { ReadCopyPieceIO } from "./load/read-copy-pieces.ts";
 import type { Logger } from "./log.ts";
 import type { ChannelState } from "./membership/channel-detector.ts";
 import {
@@ -32,6 +33,7 @@ import { PeerClients } from "./rpc/peer-client.ts";
 import { peerServiceHandlers } from "./rpc/peer-server.ts";
 import { FILES_SERVICE, PEER_SERVICE, raiseServerReceiveWindow, serverOptions } from "./rpc/wire.ts";
 import { ChunkStore } from "./storage/chunk-store.ts";
+import { INSECURE, logRefusedHandshakes, type MutualTls } from "./tls/grpc-tls.ts";
 
 export interface AgentConfig {
   nodeId: string;
@@ -74,6 +76,16 @@ export interface AgentConfig {
   load?: LoadConfig;
   /** More gRPC server interceptors, after the load meter's (tests add a cost per call with one). */
   serverInterceptors?: grpc.ServerInterceptor[];
+  /**
+   * Mutual TLS on both channels, to and from peers (tls/grpc-tls.ts); the
+   * certificate files may be replaced while the agent runs. Undefined:
+   * plain HTTP/2 (in-process tests; agent-main says so loudly).
+   */
+  tls?: MutualTls;
+  /** Temporary read copies of hot stripes (load/read-copies.ts): timings and bounds; unset: the defaults. */
+  readCopies?: Partial<ReadCopyConfig>;
+  /** Each read copy this agent, as a file's owner, added or removed (the Kubernetes agent reports them as Events). */
+  onReadCopyEvent?: (event: ReadCopyEvent) => void;
   /** Every health transition and agreed map of the heartbeats (the Kubernetes agent reports them in its ClusterNode). */
   onMembershipEvent?: (event: MembershipEvent) => void;
   log: Logger;
@@ -100,6 +112,8 @@ export class Agent {
   readonly load: LoadMeter;
   /** This agent's Prometheus metrics (metrics/agent-metrics.ts), on a registry of its own. */
   readonly metrics: AgentMetrics;
+  /** Temporary read copies: those this node holds, and those it placed as the owner of hot files. */
+  readonly readCopies: ReadCopies;
   #gateway: Gateway | undefined;
   #metricsServer: MetricsServer | undefined;
   readonly #detector: DetectorConfig;
@@ -134,6 +148,7 @@ export class Agent {
     health: AgentHealth;
     load: LoadMeter;
     metrics: AgentMetrics;
+    readCopies: ReadCopies;
     detector: DetectorConfig;
   }) {
     this.nodeId = parts.nodeId;
@@ -153,6 +168,7 @@ export class Agent {
     this.health = parts.health;
     this.load = parts.load;
     this.metrics = parts.metrics;
+    this.readCopies = parts.readCopies;
     this.#detector = parts.detector;
   }
 
@@ -181,6 +197,7 @@ export class Agent {
       mapEpoch: () => state.map.epoch,
       rebuildBytesLeft: () => rebuild?.progress().bytesLeft,
       peers: () => health.peers(),
+      readCopies: () => readCopies.heldCounts(),
     });
     const peers = new PeerClients({
       map: () => state.map,
@@ -188,27 +205,48 @@ export class Agent {
       channelFor: (node) => health.channelFor(node),
       channelState: (node, channel) => health.channelState(node, channel),
       interceptors: (channel) => [metrics.peerInterceptor(channel)],
+      security: config.tls ?? INSECURE,
     });
+    const levelOf = (node: string) => (node === config.nodeId ? load.level : health.loadOf(node));
+    const pieces = new ReadCopyPieceIO(
+      config.nodeId,
+      store,
+      peers,
+      log,
+      (key) => rebuild?.want(key),
+      levelOf,
+    );
+    const readCopies = new ReadCopies({
+      self: config.nodeId,
+      map: () => state.map,
+      volume: (name) => state.volumes.get(name),
+      levelOf,
+      usable: (node) => reachableNode({ nodeDown: (n) => health.nodeDown(n) }, state.map, node),
+      pieces: () => pieces,
+      peers,
+      store,
+      log,
+      ...(config.readCopies === undefined ? {} : { config: config.readCopies }),
+      ...(config.onReadCopyEvent === undefined ? {} : { onEvent: config.onReadCopyEvent }),
+    });
+    pieces.attach(readCopies);
     const ctx: DataContext = {
       self: config.nodeId,
       map: () => state.map,
       volume: (name) => state.volumes.get(name),
       volumes: () => [...state.volumes.values()],
-      pieces: new PieceIO(
-        config.nodeId,
-        store,
-        peers,
-        log,
-        (key) => rebuild?.want(key),
-        (node) => (node === config.nodeId ? load.level : health.loadOf(node)),
-      ),
+      pieces,
       log,
       stripesInFlight: config.stripesInFlight ?? 4,
       nodeDown: (node) => health.nodeDown(node),
       metrics,
     };
-    const files = new FileService(ctx, store, peers, { rebuildProgress: () => rebuild?.progress() });
-    const rebuild = rebuilderOf(config, ctx, store, files);
+    const files = new FileService(ctx, store, peers, {
+      rebuildProgress: () => rebuild?.progress(),
+      loadLevel: () => load.level,
+      readCopies: () => readCopies.heldCounts(),
+    });
+    const rebuild = rebuilderOf(config, ctx, store, files, readCopies);
     // First of the listeners: a taken port stops the start before anything else is open.
     const gateway =
       config.http === undefined
@@ -243,6 +281,7 @@ export class Agent {
         files,
         log,
         onMissingPiece: (key) => rebuild?.want(key),
+        readCopies,
         ...(config.forwardResumeGraceMs === undefined
           ? {}
           : { forwardResumeGraceMs: config.forwardResumeGraceMs }),
@@ -251,7 +290,16 @@ export class Agent {
     server.addService(FILES_SERVICE, filesServiceHandlers(files, log));
     const readiness = new AgentHealth();
     readiness.addTo(server);
-    const addresses = (await Promise.all(config.listen.map((a) => bind(server, a)))) as [string, string];
+    const credentials = config.tls?.serverCredentials() ?? grpc.ServerCredentials.createInsecure();
+    const addresses = (await Promise.all(config.listen.map((a) => bind(server, a, credentials)))) as [
+      string,
+      string,
+    ];
+    if (config.tls !== undefined && !logRefusedHandshakes(server, log.child({ component: "tls" }))) {
+      log.warn(
+        "cannot hear of refused TLS handshakes: peers without a valid certificate leave no trace here",
+      );
+    }
     if (!raiseServerReceiveWindow(server)) {
       log.warn("could not raise the gRPC server's receive window; puts will be slower");
     }
@@ -275,6 +323,7 @@ export class Agent {
       health: readiness,
       load,
       metrics,
+      readCopies,
       detector,
     });
     agent.#gateway = gateway;
@@ -288,6 +337,7 @@ export class Agent {
     agent.#refreshReadiness();
     agent.scrubber?.start();
     agent.rebuild?.start();
+    readCopies.start();
     return agent;
   }
 
@@ -414,6 +464,7 @@ export class Agent {
     this.#refreshReadiness();
     await this.scrubber?.stop();
     await this.rebuild?.stop();
+    await this.readCopies.stop();
     await this.#ipc?.close();
     await this.#gateway?.close(graceMs);
     await this.#metricsServer?.close();
@@ -443,20 +494,25 @@ function rebuilderOf(
   ctx: DataContext,
   store: ChunkStore,
   files: FileService,
+  readCopies: ReadCopies,
 ): Rebuilder | undefined {
   const rate = config.rebuildRateBytesPerSecond ?? REBUILD_RATE_DEFAULT_BYTES_PER_SECOND;
   if (rate <= 0) return undefined;
   const interval = config.rebuildIntervalMs === undefined ? {} : { intervalMs: config.rebuildIntervalMs };
-  return new Rebuilder(ctx, store, files, { rateBytesPerSecond: rate, ...interval });
+  return new Rebuilder(ctx, store, files, {
+    rateBytesPerSecond: rate,
+    ...interval,
+    readCopyHeld: (key) => readCopies.isHeld(key),
+  });
 }
 
 function volumeMap(volumes: VolumeSpec[]): Map<string, VolumeSpec> {
   return new Map(volumes.map((v) => [v.name, validateVolumeSpec(v)]));
 }
 
-function bind(server: grpc.Server, address: string): Promise<string> {
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<string> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => {
+    server.bindAsync(address, credentials, (error, port) => {
       if (error) {
         reject(
           new MosaicError("MOSAIC_ERR_INTERNAL", `cannot listen on ${address}: ${error.message}`, {

@@ -6,9 +6,18 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import type { ClusterMap, NodeEntry } from "./core/cluster-map.ts";
 import { type VolumeSpec, validateVolumeSpec } from "./core/volume.ts";
 import { MosaicError } from "./errors.ts";
+import { trustCluster } from "./tls/client-trust.ts";
+import { MutualTls } from "./tls/grpc-tls.ts";
+import { localClientTlsDir } from "./tls/local-ca.ts";
 
 export interface ClusterFile extends ClusterMap {
   volumes: VolumeSpec[];
+  /**
+   * The cluster runs mutual TLS with a local CA (tls/local-ca.ts) in this
+   * directory: `<dir>/<node>` is each agent's, `<dir>/client` the tools'.
+   * Absent: the agents take their --tls-dir, or run without TLS.
+   */
+  tls?: { dir: string };
 }
 
 export async function readClusterFile(path: string): Promise<ClusterFile> {
@@ -28,7 +37,14 @@ export async function readClusterFile(path: string): Promise<ClusterFile> {
   } catch (cause) {
     throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `cluster file ${path} is not valid JSON`, { cause });
   }
-  return validateClusterFile(value, path);
+  const cluster = validateClusterFile(value, path);
+  if (cluster.tls !== undefined) await trustLocalCluster(cluster, cluster.tls.dir);
+  return cluster;
+}
+
+/** Clients in this process reach `cluster`'s agents with the tools' certificate under `tlsDir` (client-trust.ts). */
+export async function trustLocalCluster(cluster: ClusterMap, tlsDir: string): Promise<void> {
+  trustCluster(cluster.nodes, await MutualTls.open(localClientTlsDir(tlsDir)));
 }
 
 export async function writeClusterFile(path: string, cluster: ClusterFile): Promise<void> {
@@ -61,5 +77,10 @@ function validateClusterFile(value: unknown, path: string): ClusterFile {
       throw bad(`node ${n.id}: state must be up, down or out`);
   }
   for (const v of c.volumes) validateVolumeSpec(v);
+  if (
+    c.tls !== undefined &&
+    (typeof c.tls !== "object" || c.tls === null || typeof c.tls.dir !== "string" || c.tls.dir === "")
+  )
+    throw bad("tls must be { dir: <directory of the local CA> }");
   return c as ClusterFile;
 }

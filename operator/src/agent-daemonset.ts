@@ -31,12 +31,16 @@ export interface AgentDaemonSetSettings {
   heartbeat?: { intervalMs?: number; channelDownMs?: number; outGraceMs?: number };
   /** Port of each agent's HTTP gateway on its pod IP (`mosaic agent --http`); none: no gateway. */
   gatewayPort?: number;
+  /** Mutual TLS between agents: each fills an emptyDir through a CSR the operator signs (agent-certificates.ts). */
+  tls?: { enabled: boolean };
   /** Each agent's rebuild rate, as `mosaic agent --rebuild-rate` takes it (e.g. 64MiB); the agent's default when absent. */
   rebuildRate?: string;
 }
 
 export { AGENT_LABELS };
 export const MULTUS_NETWORKS = "k8s.v1.cni.cncf.io/networks";
+/** Where each agent keeps its TLS directory (an emptyDir). */
+export const AGENT_TLS_DIR = "/run/mosaic-tls";
 
 export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
   const env = [
@@ -97,6 +101,7 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
                 "/var/lib/mosaic",
                 "--ipc-dir",
                 "/run/mosaic",
+                ...(s.tls?.enabled === true ? ["--tls-dir", AGENT_TLS_DIR] : []),
                 ...(s.rebuildRate === undefined ? [] : ["--rebuild-rate", s.rebuildRate]),
                 // On the pod network, where players and the gateway Service reach it; kubelet expands $(…).
                 ...(s.gatewayPort === undefined ? [] : ["--http", `$(MOSAIC_POD_IP):${s.gatewayPort}`]),
@@ -122,12 +127,15 @@ export function agentDaemonSet(s: AgentDaemonSetSettings): V1DaemonSet {
               volumeMounts: [
                 { name: "data", mountPath: "/var/lib/mosaic" },
                 { name: "ipc", mountPath: "/run/mosaic" },
+                ...(s.tls?.enabled === true ? [{ name: "tls", mountPath: AGENT_TLS_DIR }] : []),
               ],
             },
           ],
           volumes: [
             { name: "data", hostPath: { path: s.hostPaths.data, type: "DirectoryOrCreate" } },
             { name: "ipc", hostPath: { path: s.hostPaths.ipc, type: "DirectoryOrCreate" } },
+            // The key is made in the pod and dies with it: memory, never the node's disk.
+            ...(s.tls?.enabled === true ? [{ name: "tls", emptyDir: { medium: "Memory" } }] : []),
           ],
         },
       },

@@ -7,6 +7,7 @@
 import { hostname } from "node:os";
 import { createRootLogger } from "../../node-agent/src/log.ts";
 import { MetricsServer } from "../../node-agent/src/metrics/metrics-http.ts";
+import { AgentCertificates } from "./agent-certificates.ts";
 import { rollAgents } from "./agent-rollout.ts";
 import { AGENT_SELECTOR } from "./api/agents.ts";
 import { leaderIdentity } from "./framework/leader-election.ts";
@@ -63,6 +64,19 @@ const parts = runMembershipAndVolumes(operator, {
   outGraceMs: settings.outGraceMs,
   log,
 });
+// Agents' certificates: the CA Secret, its public bundle, and their CSRs (leader only, as everything here).
+if (settings.tls.enabled)
+  operator.run(
+    new AgentCertificates({
+      kc: operator.kc,
+      rest: operator.rest,
+      namespace: settings.agent.namespace,
+      agentServiceAccount: settings.agent.serviceAccountName,
+      certificateLifetimeMs: settings.tls.certificateLifetimeMs,
+      log,
+      observer: operator.observer("agent-certificates"),
+    }),
+  );
 metrics.read(readingsOf(operator, parts));
 // Best effort: an operator that cannot serve its metrics (the port taken) still operates.
 const metricsServer =

@@ -6,6 +6,15 @@ export interface OperatorSettings {
   agent: AgentDaemonSetSettings;
   /** A node whose agent's Lease has been expired this long is Lost: out of the cluster map. */
   outGraceMs: number;
+  /** Agents' certificates: signed by the operator when enabled, with this lifetime. */
+  tls: { enabled: boolean; certificateLifetimeMs: number };
+}
+
+/** `168h`, `90m`: the chart's tls.certificateLifetime, in ms; undefined when it is not one. */
+export function lifetimeMs(text: string): number | undefined {
+  const match = /^(\d+)(h|m)$/.exec(text.trim());
+  if (match === null) return undefined;
+  return Number(match[1]) * (match[2] === "h" ? 3_600_000 : 60_000);
 }
 
 export function settingsFromEnv(env: Record<string, string | undefined>): OperatorSettings {
@@ -69,6 +78,18 @@ export function settingsFromEnv(env: Record<string, string | undefined>): Operat
       "MOSAIC_NETWORK_A and MOSAIC_NETWORK_B must differ: one network for both channels makes a NIC failure a node failure",
     );
   }
+  const tlsText = env.MOSAIC_TLS_ENABLED ?? "false";
+  if (tlsText !== "true" && tlsText !== "false")
+    problems.push(`MOSAIC_TLS_ENABLED=${tlsText} must be true or false`);
+  const lifetimeText = env.MOSAIC_TLS_CERTIFICATE_LIFETIME ?? "168h";
+  const certificateLifetimeMs = lifetimeMs(lifetimeText) ?? 0;
+  // Under an hour, renewals (at two thirds) would chase the clock skew the certificates allow for.
+  if (certificateLifetimeMs < 3_600_000 || certificateLifetimeMs > 8_760 * 3_600_000)
+    problems.push(
+      `MOSAIC_TLS_CERTIFICATE_LIFETIME=${lifetimeText} must be hours or minutes (e.g. 168h), from 1h to 8760h`,
+    );
+  const tls = { enabled: tlsText === "true", certificateLifetimeMs };
+  if (tls.enabled) agent.tls = { enabled: true };
   if (problems.length > 0) throw new Error(`operator settings: ${problems.join("; ")}`);
-  return { agent, outGraceMs };
+  return { agent, outGraceMs, tls };
 }

@@ -26,14 +26,21 @@
 // Chunks: healthy counts pieces on serving nodes, degraded those on
 // unavailable holders (as they last reported). Lost is not reported: it
 // needs a per-stripe view the counts do not give. The rebuild's progress is
-// each agent's whole rebuild (an agent's pass covers every volume), summed
-// over the agents pulling; a volume the failure did not touch shows it too
-// while they pull.
+// this volume's part of each agent's rebuild (agents list the volumes they
+// pull for), summed over the agents pulling: a volume the failure did not
+// touch shows none. An agent's pass pulls for all its volumes at once, so
+// each volume gets the share of the agent's rate that its bytes left are,
+// and the agent's ETA.
+//
+// Read replicas: the temporary read copies of hot files the agents hold
+// (each file's owner adds and removes them: node-agent/src/load/
+// read-copies.ts), per serving node and in all. The operator decides
+// nothing about them; it reports them, and an Event for each change.
 
 import { describeRedundancy, layoutOf, toleratedLosses } from "../../node-agent/src/core/volume.ts";
 import { bytesQuantity } from "../../node-agent/src/kube/quantity.ts";
 import { volumeSpecOf } from "../../node-agent/src/kube/volumes.ts";
-import type { Condition, StripedVolume, StripedVolumeStatus } from "./api/types.ts";
+import type { Condition, ReadReplicas, StripedVolume, StripedVolumeStatus } from "./api/types.ts";
 import type { ClusterView, MemberView } from "./cluster-view.ts";
 
 export type VolumePhase = NonNullable<StripedVolumeStatus["phase"]>;
@@ -50,7 +57,14 @@ export interface DesiredVolumeStatus {
   chunks: { healthy: number; degraded: number };
   /** etaSeconds null: no agent has measured a rate yet (the merge patch removes a stale one). */
   rebuild: { bytesLeft: number; bytesPerSecond: number; etaSeconds: number | null } | null;
+  /** null: none (the merge patch removes a stale count). */
+  readReplicas: ReadReplicaCounts | null;
   conditions: DesiredCondition[];
+}
+
+export interface ReadReplicaCounts {
+  count: number;
+  nodes: { name: string; count: number }[];
 }
 
 export interface VolumeVerdict {
@@ -83,6 +97,7 @@ export function volumeStatus(sv: StripedVolume, view: ClusterView): VolumeVerdic
         epoch: view.epoch,
         chunks: { healthy: 0, degraded: 0 },
         rebuild: null,
+        readReplicas: null,
         conditions: [condition("Ready", false, "InvalidSpec", message)],
       },
     };
@@ -102,7 +117,14 @@ export function volumeStatus(sv: StripedVolume, view: ClusterView): VolumeVerdic
   const replaced = settled && serving.every((m) => m.status?.rebuild?.state !== "Off");
   const holders = view.members.filter((m) => (holding(m)?.pieces ?? 0) > 0);
   const unavailable = holders.filter((m) => !serving.includes(m) && !(m.state === "out" && replaced));
-  const moving = serving.filter((m) => m.status?.rebuild?.state === "Rebuilding");
+  // This volume's share of each agent's rebuild; an agent that does not list its volumes counts whole.
+  const pullingFor = (m: MemberView): number => {
+    const r = m.status?.rebuild;
+    if (r?.state !== "Rebuilding") return 0;
+    if (r.volumes === undefined) return r.bytesLeft ?? 0;
+    return r.volumes.find((v) => v.name === spec.name)?.bytesLeft ?? 0;
+  };
+  const moving = serving.filter((m) => pullingFor(m) > 0);
   const hasData = holders.length > 0;
   const sum = (ms: MemberView[], field: "pieces" | "bytes") =>
     ms.reduce((total, m) => total + (holding(m)?.[field] ?? 0), 0);
@@ -139,8 +161,13 @@ export function volumeStatus(sv: StripedVolume, view: ClusterView): VolumeVerdic
   let rebuild: DesiredVolumeStatus["rebuild"] = null;
   let rebuilding: DesiredCondition;
   if (pullingNow) {
-    const bytesLeft = moving.reduce((t, m) => t + (m.status?.rebuild?.bytesLeft ?? 0), 0);
-    const bytesPerSecond = moving.reduce((t, m) => t + (m.status?.rebuild?.bytesPerSecond ?? 0), 0);
+    const bytesLeft = moving.reduce((t, m) => t + pullingFor(m), 0);
+    // An agent's pass pulls all its volumes at once: each gets the share of its rate that its bytes are.
+    const share = (m: MemberView) =>
+      pullingFor(m) / Math.max(m.status?.rebuild?.bytesLeft ?? 0, pullingFor(m));
+    const bytesPerSecond = Math.round(
+      moving.reduce((t, m) => t + (m.status?.rebuild?.bytesPerSecond ?? 0) * share(m), 0),
+    );
     // Agents rebuild in parallel: the last to finish sets the ETA; one without a rate yet says nothing.
     const rated = moving.filter((m) => (m.status?.rebuild?.bytesPerSecond ?? 0) > 0);
     const etaSeconds =
@@ -153,8 +180,7 @@ export function volumeStatus(sv: StripedVolume, view: ClusterView): VolumeVerdic
       `${names(moving)} pulling pieces for map epoch ${view.epoch}: ${bytesQuantity(bytesLeft)} left` +
         (etaSeconds === null
           ? ", rate not measured yet"
-          : ` at ${bytesQuantity(bytesPerSecond)}/s, about ${etaSeconds} s`) +
-        " (their rebuild across the volumes it touches)",
+          : ` at ${bytesQuantity(bytesPerSecond)}/s, about ${etaSeconds} s`),
     );
   } else if (catchingUp)
     rebuilding = condition(
@@ -229,9 +255,45 @@ export function volumeStatus(sv: StripedVolume, view: ClusterView): VolumeVerdic
       epoch: view.epoch,
       chunks: { healthy: sum(serving, "pieces"), degraded: degradedPieces },
       rebuild,
+      readReplicas: readReplicasOf(serving.map((m) => ({ name: m.id, count: holding(m)?.readCopies ?? 0 }))),
       conditions: [ready, degraded, rebuilding],
     },
   };
+}
+
+/** The nodes holding read copies (by name) and their total; null when none does. */
+export function readReplicasOf(
+  perNode: readonly { name: string; count: number }[],
+): ReadReplicaCounts | null {
+  const nodes = perNode.filter((n) => n.count > 0).sort((a, b) => (a.name < b.name ? -1 : 1));
+  return nodes.length === 0 ? null : { count: nodes.reduce((t, n) => t + n.count, 0), nodes };
+}
+
+/** One Event per node whose count of read copies moved: ReadReplicaAdded or ReadReplicaRemoved. */
+export function readReplicaChanges(
+  before: ReadReplicas | null | undefined,
+  after: ReadReplicaCounts | null,
+): { reason: "ReadReplicaAdded" | "ReadReplicaRemoved"; message: string }[] {
+  const was = new Map((before?.nodes ?? []).map((n) => [n.name, n.count]));
+  const now = new Map((after?.nodes ?? []).map((n) => [n.name, n.count]));
+  const copies = (n: number) => `${n} read ${n === 1 ? "copy" : "copies"}`;
+  const total = after?.count ?? 0;
+  const changes: { reason: "ReadReplicaAdded" | "ReadReplicaRemoved"; message: string }[] = [];
+  for (const name of [...new Set([...was.keys(), ...now.keys()])].sort()) {
+    const a = was.get(name) ?? 0;
+    const b = now.get(name) ?? 0;
+    if (b > a)
+      changes.push({
+        reason: "ReadReplicaAdded",
+        message: `${copies(b - a)} of hot stripes added on ${name} (every holder High); ${b} there, ${total} in all`,
+      });
+    else if (b < a)
+      changes.push({
+        reason: "ReadReplicaRemoved",
+        message: `${copies(a - b)} drained and removed from ${name} (the load is gone, or the file changed); ${b} there, ${total} in all`,
+      });
+  }
+  return changes;
 }
 
 /** The conditions with their lastTransitionTime: kept from `stored` while a condition's status holds. */
@@ -268,6 +330,10 @@ export function statusSays(stored: StripedVolumeStatus | undefined, desired: Des
         desired.rebuild.bytesPerSecond,
         desired.rebuild.etaSeconds,
       ],
+    ) &&
+    same(
+      stored.readReplicas && [stored.readReplicas.count, stored.readReplicas.nodes ?? []],
+      desired.readReplicas && [desired.readReplicas.count, desired.readReplicas.nodes],
     ) &&
     same(strip(stored.conditions), strip(desired.conditions))
   );

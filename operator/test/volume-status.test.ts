@@ -136,6 +136,39 @@ describe("StripedVolume status from the agents' reports", () => {
     assert.match(unmeasured.summary, /rate not measured yet/);
   });
 
+  test("agents that list their volumes: each volume shows its own bytes, its share of the rate, none if untouched", () => {
+    // n0 pulls 3 MiB, 1 MiB of it for media; n1 pulls only for another volume.
+    const n0: Rebuild = {
+      state: "Rebuilding",
+      epoch: 6,
+      settledEpoch: 5,
+      bytesLeft: 3 * 2 ** 20,
+      bytesPerSecond: 3 * 2 ** 20,
+      etaSeconds: 1,
+      volumes: [
+        { name: "clips", bytesLeft: 2 * 2 ** 20 },
+        { name: "media", bytesLeft: 2 ** 20 },
+      ],
+    };
+    const n1: Rebuild = { ...n0, etaSeconds: 4, volumes: [{ name: "clips", bytesLeft: 3 * 2 ** 20 }] };
+    const members = [
+      member("n0", 10, { rebuild: n0 }),
+      member("n1", 12, { rebuild: n1 }),
+      member("n2", 8, { state: "out" }),
+    ];
+    const v = volumeStatus(SV, view(members, 6));
+    assert.equal(v.status.phase, "Rebuilding");
+    assert.deepEqual(v.status.rebuild, { bytesLeft: 2 ** 20, bytesPerSecond: 2 ** 20, etaSeconds: 1 });
+    assert.match(v.summary, /^n0 pulling/, "only the agent pulling for this volume is named");
+    // Nothing pulled for media anywhere: no progress of other volumes shown, and not settled yet.
+    const untouched = volumeStatus(
+      SV,
+      view([member("n0", 10, { rebuild: n1 }), member("n1", 12, { rebuild: n1 }), member("n2", 8)], 6),
+    );
+    assert.equal(untouched.status.rebuild, null);
+    assert.equal(conditions(untouched).Rebuilding, "True CatchingUp");
+  });
+
   test("every serving node settled after the out: Healthy again, the out node's old pieces no longer count", () => {
     const v = volumeStatus(
       SV,

@@ -7,8 +7,9 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { AgentClient } from "../client/agent-client.ts";
-import { writeClusterFile } from "../config.ts";
+import { trustLocalCluster, writeClusterFile } from "../config.ts";
 import { NODE_FLAGS } from "../node-flags.ts";
+import { localAgentTlsDir, prepareLocalTls } from "../tls/local-ca.ts";
 import { failoverArgs } from "./failover-options.ts";
 import type { LocalAgent, LocalPlan } from "./local-plan.ts";
 import { livePids, readLocalState, removeLocalState, writeLocalState } from "./local-state.ts";
@@ -56,6 +57,13 @@ export class LocalCluster {
       ]),
     );
     await mkdir(plan.logDir, { recursive: true });
+    if (plan.tlsDir !== undefined) {
+      await prepareLocalTls(
+        plan.tlsDir,
+        plan.agents.map((a) => a.id),
+      );
+      await trustLocalCluster(plan.cluster, plan.tlsDir);
+    }
     await writeClusterFile(plan.clusterFile, plan.cluster);
     const children = plan.agents.map((agent) => spawnAgent(plan, agent));
     const cluster = new LocalCluster(plan, children);
@@ -166,6 +174,8 @@ function spawnAgent(plan: LocalPlan, agent: LocalAgent): Child {
       agent.http,
     );
     if (plan.failover !== undefined) args.push(...failoverArgs(plan.failover));
+    if (plan.tlsDir === undefined) args.push("--insecure");
+    else args.push("--tls-dir", localAgentTlsDir(plan.tlsDir, agent.id));
     const child = spawn(process.execPath, args, {
       // Its own process group: a Ctrl-C in the terminal reaches `up` alone, which stops the agents in order.
       detached: true,

@@ -28,6 +28,8 @@ export interface LocalPlan {
   clusterFile: string;
   stateFile: string;
   logDir: string;
+  /** The cluster's own CA and every agent's certificate (tls/local-ca.ts); undefined: the agents run --insecure. */
+  tlsDir: string | undefined;
   capacityBytes: number;
   /** Unset: each agent's defaults. */
   failover?: FailoverSettings;
@@ -41,6 +43,8 @@ export interface PlanOptions {
   basePort: number;
   capacityBytes: number;
   failover?: FailoverSettings;
+  /** No TLS between the agents and their clients (development, and the insecure baseline of benchmarks). */
+  insecure?: boolean;
 }
 
 export function planLocalCluster(options: PlanOptions): LocalPlan {
@@ -64,15 +68,19 @@ export function planLocalCluster(options: PlanOptions): LocalPlan {
     });
   }
   const entries: NodeEntry[] = agents.map((a) => ({ id: a.id, addresses: a.addresses, state: "up" }));
+  const tlsDir = options.insecure === true ? undefined : join(dir, "tls");
+  const cluster: ClusterFile = { epoch: 1, nodes: entries, volumes: localVolumes(nodes, capacityBytes) };
+  if (tlsDir !== undefined) cluster.tls = { dir: tlsDir };
   return {
     dir,
     clusterFile: join(dir, "cluster.json"),
     stateFile: join(dir, "state.json"),
     logDir,
+    tlsDir,
     capacityBytes,
     ...(options.failover === undefined ? {} : { failover: options.failover }),
     agents,
-    cluster: { epoch: 1, nodes: entries, volumes: localVolumes(nodes, capacityBytes) },
+    cluster,
   };
 }
 

@@ -114,9 +114,17 @@ command(
   .addOption(rebuildRateOption("this agent"))
   .addOption(heartbeatIntervalOption("this agent"))
   .addOption(channelDownOption("this agent"))
+  .option(
+    "--tls-dir <dir>",
+    "mutual TLS with peers and clients: ca.crt, tls.crt and tls.key in <dir>, re-read when replaced " +
+      "(default with --cluster: the cluster file's local CA, else none)",
+  )
+  .option("--insecure", "plain gRPC without TLS, on purpose (development only; logged as a warning)")
   .action(
     async (
       options: {
+        tlsDir?: string;
+        insecure?: boolean;
         cluster?: string;
         node?: string;
         kubernetes?: boolean;
@@ -143,7 +151,11 @@ command(
         ...(options.ipcDir === undefined ? {} : { ipcDir: options.ipcDir }),
         ...(options.http === undefined ? {} : { http: options.http }),
         ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+        ...(options.tlsDir === undefined ? {} : { tlsDir: options.tlsDir }),
+        ...(options.insecure === undefined ? {} : { insecure: options.insecure }),
       };
+      if (options.tlsDir !== undefined && options.insecure)
+        cmd.error("error: give --tls-dir or --insecure, not both");
       if (options.kubernetes) {
         if (options.cluster !== undefined || options.node !== undefined)
           cmd.error(

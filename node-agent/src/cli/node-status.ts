@@ -1,11 +1,14 @@
 // What `mosaic nodes` shows of each node: its state in the newest map an
 // agent holds (agents agree on down and out among themselves; the cluster
 // file says only what an operator last wrote), which channels answer, the
-// map epoch its agent holds, and its rebuild (bytes left, rate, ETA). Pure:
+// map epoch its agent holds, its load level, and its rebuild (bytes left,
+// rate, ETA). Pure:
 // the input is the cluster file and what each address answered.
 import type { ClusterInfo } from "../client/agent-client.ts";
 import type { ClusterMap, NodeState } from "../core/cluster-map.ts";
 import type { RebuildProgress } from "../data/rebuild.ts";
+import type { LoadLevel } from "../load/level.ts";
+import type { HeldCount } from "../load/read-copy-messages.ts";
 import { formatBytes, formatDuration } from "./format.ts";
 
 /** What one address said to a `cluster` call. */
@@ -24,6 +27,10 @@ export interface NodeStatus {
   epoch?: number;
   /** Its agent's rebuild; absent when it does not answer or runs with the rebuild off. */
   rebuild?: RebuildProgress;
+  /** Its agent's load level; absent when it does not answer. */
+  load?: LoadLevel;
+  /** Temporary read copies of hot files its agent holds; absent when it does not answer. */
+  readCopies?: HeldCount[];
 }
 
 export interface ClusterStatus {
@@ -51,6 +58,8 @@ export function clusterStatus(file: ClusterMap, answers: ChannelAnswer[][]): Clu
     const status: NodeStatus = { id: node.id, state, channels };
     if (info !== undefined) status.epoch = info.map.epoch;
     if (info?.rebuild !== undefined) status.rebuild = info.rebuild;
+    if (info?.load !== undefined) status.load = info.load;
+    if (info?.readCopies !== undefined) status.readCopies = info.readCopies;
     return status;
   });
   return { map, nodes };
@@ -76,6 +85,16 @@ export function describeRebuild(node: NodeStatus): string {
   const failed =
     p.piecesFailed > 0 ? `, ${p.piecesFailed} piece${p.piecesFailed === 1 ? "" : "s"} failed` : "";
   return `${formatBytes(p.bytesLeft)} left of ${formatBytes(p.bytesTotal)}${rate}${eta}${failed}`;
+}
+
+/** The read copies column: "hot: 2 serving, 1 draining"; empty for a node holding none. */
+export function describeReadCopies(node: NodeStatus): string {
+  const byVolume = new Map<string, string[]>();
+  for (const { volume, phase, count } of node.readCopies ?? []) {
+    if (count === 0) continue;
+    byVolume.set(volume, [...(byVolume.get(volume) ?? []), `${count} ${phase}`]);
+  }
+  return [...byVolume].map(([volume, parts]) => `${volume}: ${parts.join(", ")}`).join("; ");
 }
 
 /** "map epoch 4", or "map epochs 3 to 4" while agents still converge. */

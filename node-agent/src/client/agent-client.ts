@@ -7,10 +7,14 @@ import type { VolumeSpec } from "../core/volume.ts";
 import type { PieceState } from "../data/file-service.ts";
 import type { RebuildProgress } from "../data/rebuild.ts";
 import { type ErrorCode, isMosaicError, MosaicError } from "../errors.ts";
+import type { LoadLevel } from "../load/level.ts";
+import type { HeldCount } from "../load/read-copy-messages.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import { awaitState, settled } from "../rpc/reconnect.ts";
 import { replyBody, splitHeader, writeAll } from "../rpc/streams.ts";
 import { channelOptions, decodeJson, encodeJson, FILES_SERVICE, fromServiceError } from "../rpc/wire.ts";
+import { CLUSTER_TRUST } from "../tls/client-trust.ts";
+import type { ChannelSecurity } from "../tls/grpc-tls.ts";
 
 const FilesClient = grpc.makeGenericClientConstructor(FILES_SERVICE, "mosaic.v1.Files");
 
@@ -27,6 +31,10 @@ export interface ClusterInfo {
   volumes: VolumeSpec[];
   /** The answering agent's rebuild: bytes left, rate, ETA (absent when its rebuild is off). */
   rebuild?: RebuildProgress;
+  /** The answering agent's load level (seed 002): where reads go first. */
+  load?: LoadLevel;
+  /** Temporary read copies of hot files it holds, per volume and phase (load/read-copies.ts). */
+  readCopies?: HeldCount[];
 }
 
 /** How long a put waits for a connection before it gives up, having taken nothing from its source. */
@@ -45,13 +53,19 @@ export class AgentClient {
   readonly address: string;
   readonly #client: RawFilesClient;
 
-  constructor(address: string) {
+  /**
+   * `security`: how to reach the agent; by default what its cluster
+   * registered in this process (tls/client-trust.ts), else plain HTTP/2.
+   * `node`: the agent's node id, checked against its certificate under TLS
+   * (by default the id registered with the address).
+   */
+  constructor(address: string, options: { security?: ChannelSecurity; node?: string } = {}) {
     this.address = address;
-    this.#client = new FilesClient(
-      address,
-      grpc.credentials.createInsecure(),
-      channelOptions(),
-    ) as unknown as RawFilesClient;
+    const security = (options.security ?? CLUSTER_TRUST).channel(options.node, address);
+    this.#client = new FilesClient(address, security.credentials, {
+      ...channelOptions(),
+      ...security.options,
+    }) as unknown as RawFilesClient;
   }
 
   /**

@@ -19,6 +19,7 @@ import { readFile } from "../data/file-reader.ts";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { PeerClients } from "../rpc/peer-client.ts";
+import { CLUSTER_TRUST } from "../tls/client-trust.ts";
 import { AgentClient, type ClusterInfo } from "./agent-client.ts";
 
 /** Stripes fetched ahead of the one being consumed. */
@@ -67,7 +68,7 @@ export class ClusterClient {
     const address = entry.addresses[channel];
     let agent = this.#agents.get(address);
     if (agent === undefined) {
-      agent = new AgentClient(address);
+      agent = new AgentClient(address, { node });
       this.#agents.set(address, agent);
     }
     return agent;
@@ -138,7 +139,7 @@ export class ClusterClient {
   /** Reads the file's pieces from their holders in parallel, rebuilding from parity where one fails. */
   async read(volume: string, name: string): Promise<{ manifest: FileManifest; body: AsyncIterable<Buffer> }> {
     const manifest = await this.agent.head(volume, name);
-    this.#peers ??= new PeerClients({ map: () => this.info.map, log: this.#log });
+    this.#peers ??= new PeerClients({ map: () => this.info.map, log: this.#log, security: CLUSTER_TRUST });
     const peers = this.#peers;
     const ctx: ReadContext = {
       self: "",

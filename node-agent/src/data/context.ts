@@ -1,6 +1,7 @@
 // What the file layer needs from its agent, in one place.
 import type { ClusterMap } from "../core/cluster-map.ts";
 import type { VolumeSpec } from "../core/volume.ts";
+import type { ReadCopyPieceIO } from "../load/read-copy-pieces.ts";
 import type { Logger } from "../log.ts";
 import type { DataMetrics } from "../metrics/agent-metrics.ts";
 import type { PieceIO } from "./pieces.ts";
@@ -30,6 +31,12 @@ export type ReadContext = Pick<
   DataContext,
   "self" | "map" | "log" | "stripesInFlight" | "nodeDown" | "metrics"
 > & {
-  /** rankByLoad: the agent's holder choice by load; a client without levels keeps the reader's order. */
-  pieces: Pick<PieceIO, "get"> & Partial<Pick<PieceIO, "rankByLoad">>;
+  /**
+   * rankByLoad: the agent's holder choice by load; a client without levels keeps the reader's order.
+   * readHolders: a replicated stripe's placed holders and its serving read copies (load/read-copies.ts).
+   * getRange: a byte range of a piece (checked by its own crc32c); without it, whole pieces are fetched.
+   */
+  pieces: Pick<PieceIO, "get"> &
+    Partial<Pick<PieceIO, "rankByLoad" | "getRange">> &
+    Partial<Pick<ReadCopyPieceIO, "readHolders">>;
 };

@@ -8,6 +8,10 @@
 // and, under erasure, only the data pieces of each stripe that hold its
 // bytes: a player seeking in a large file costs what it asks for, not the
 // file. Parity is fetched only when one of those pieces cannot be read.
+// Under erasure, a holder that can send part of a piece (an agent's PieceIO)
+// is asked for only the bytes of the range: it checks the whole piece, sends
+// the part with its own crc32c, and the reader checks that. A stripe that
+// must be rebuilt from parity needs whole pieces, and asks for them.
 import { crc32c } from "@node-rs/crc32";
 import { placeFileStripe } from "../core/file-placement.ts";
 import type { FileManifest } from "../core/manifest.ts";
@@ -16,7 +20,10 @@ import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
 import { MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { PieceRange } from "../rpc/messages.ts";
+import { sliceParts } from "../rpc/piece-range.ts";
 import { type ReadContext, reachableNode } from "./context.ts";
+import type { PieceIO } from "./pieces.ts";
 
 export interface ReadStats {
   degradedStripes: number;
@@ -103,6 +110,7 @@ class StripeReader {
   readonly #log: Logger;
   readonly #stats: ReadStats;
   readonly #codec: ErasureCodec | undefined;
+  readonly #getRange: PieceIO["getRange"] | undefined;
 
   constructor(ctx: ReadContext, manifest: FileManifest, layout: StripeLayout, log: Logger, stats: ReadStats) {
     this.#ctx = ctx;
@@ -111,6 +119,8 @@ class StripeReader {
     this.#log = log;
     this.#stats = stats;
     this.#codec = layout.kind === "erasure" ? ErasureCodec.forLayout(layout) : undefined;
+    // A client reading from holders itself fetches whole pieces and cuts them here.
+    this.#getRange = ctx.pieces.getRange?.bind(ctx.pieces);
   }
 
   /** The stripe's bytes [from, to) (offsets within the stripe; default all), as buffers in order. */
@@ -123,24 +133,18 @@ class StripeReader {
     if (this.#layout.kind === "replicas") {
       return sliceParts(await this.#readReplica(stripe, nodes), from, upTo - from);
     }
-    // Only the data slots that hold [from, upTo); their bytes begin at the first one's start.
-    const chunk = this.#layout.chunkSizeBytes;
-    const firstSlot = Math.floor(from / chunk);
-    const wanted = Array.from(
-      { length: Math.floor((upTo - 1) / chunk) - firstSlot + 1 },
-      (_, i) => firstSlot + i,
-    );
-    const got = await this.#readErasure(stripe, nodes, pieceLengths(bytes, this.#layout), bytes, wanted);
-    return got.whole
-      ? sliceParts(got.parts, from, upTo - from)
-      : sliceParts(got.parts, from - firstSlot * chunk, upTo - from);
+    const got = await this.#readErasure(stripe, nodes, pieceLengths(bytes, this.#layout), bytes, from, upTo);
+    return sliceParts(got.parts, from - got.offset, upTo - from);
   }
 
-  async #fetch(stripe: number, slot: number, node: string): Promise<Buffer[]> {
+  /** The piece, or only `range` of it. */
+  async #fetch(stripe: number, slot: number, node: string, range?: PieceRange): Promise<Buffer[]> {
     const m = this.#manifest;
     const key = { volume: m.volume, fileId: m.fileId, version: m.version, stripe, slot };
     try {
-      return await this.#ctx.pieces.get(node, key);
+      return range === undefined || this.#getRange === undefined
+        ? await this.#ctx.pieces.get(node, key)
+        : await this.#getRange(node, key, range);
     } catch (error) {
       const reason = (error as Error).message;
       this.#stats.failedPieces.push({ stripe, slot, node, reason });
@@ -169,20 +173,30 @@ class StripeReader {
   /** Replicas: the local copy if there is one, else a holder that rotates with the stripe; unlikely holders last. */
   async #readReplica(stripe: number, nodes: string[]): Promise<Buffer[]> {
     const width = nodes.length;
-    // A copy on this node costs no network; otherwise rotate over the holders.
-    const local = nodes.indexOf(this.#ctx.self);
-    const start = local >= 0 ? local : stripe % width;
-    const unlikely = this.#unlikely(nodes);
-    const rotated = Array.from({ length: width }, (_, i) => (start + i) % width);
+    // The placed holders by slot, then the read copies serving the stripe (load/read-copies.ts).
+    const holders =
+      this.#ctx.pieces.readHolders?.(this.#manifest, stripe, nodes) ??
+      nodes.map((node, slot) => ({ node, slot }));
+    const all = holders.map((h) => h.node);
+    // A copy on this node costs no network; otherwise rotate over the placed holders, read copies after them.
+    const local = all.indexOf(this.#ctx.self);
+    const start = local >= 0 && local < width ? local : stripe % width;
+    const unlikely = this.#unlikely(all);
+    const rotated = [
+      ...(local >= width ? [local] : []),
+      ...Array.from({ length: width }, (_, i) => (start + i) % width),
+      ...Array.from({ length: all.length - width }, (_, i) => width + i).filter((i) => i !== local),
+    ];
     // Likely holders by load (a Low one until it turns Medium, then in turn, High last); unlikely ones last.
     const likely = rotated.filter((s) => !unlikely.has(s));
     const order = [
-      ...(this.#ctx.pieces.rankByLoad?.(nodes, likely) ?? likely),
+      ...(this.#ctx.pieces.rankByLoad?.(all, likely) ?? likely),
       ...rotated.filter((s) => unlikely.has(s)),
     ];
-    for (const [attempt, slot] of order.entries()) {
+    for (const [attempt, at] of order.entries()) {
+      const { node, slot } = holders[at] as { node: string; slot: number };
       try {
-        const data = await this.#fetch(stripe, slot, nodes[slot] as string);
+        const data = await this.#fetch(stripe, slot, node);
         if (attempt > 0) this.#degraded(stripe, "replica", `read replica ${slot} after ${attempt} failed`);
         return data;
       } catch {}
@@ -191,17 +205,55 @@ class StripeReader {
   }
 
   /**
-   * The `wanted` data slots' bytes, back to back (whole: false), or the whole
-   * stripe's bytes when a wanted piece had to be rebuilt from parity (whole:
-   * true).
+   * Buffers holding the stripe's bytes [from, upTo), back to back from the
+   * stripe's byte `offset`: exactly those bytes when the holders sent the
+   * ranges of their pieces; the data pieces that hold them; or the whole
+   * stripe when one had to be rebuilt from parity.
    */
   async #readErasure(
     stripe: number,
     nodes: string[],
     lengths: number[],
     bytes: number,
+    from: number,
+    upTo: number,
+  ): Promise<{ parts: Buffer[]; offset: number }> {
+    const wanted = piecesOfRange(this.#layout.chunkSizeBytes, lengths, from, upTo);
+    const unlikely = this.#unlikely(nodes);
+    // Every wanted piece on a likely holder: ask each for its part alone. One that fails
+    // counts as unlikely below, where whole pieces are fetched to rebuild it.
+    if (this.#getRange !== undefined && wanted.every((w) => !unlikely.has(w.slot))) {
+      const parts = await Promise.allSettled(
+        wanted.map((w) => this.#fetch(stripe, w.slot, nodes[w.slot] as string, w.range)),
+      );
+      if (parts.every((p) => p.status === "fulfilled"))
+        return { parts: parts.flatMap((p) => p.value), offset: from };
+      for (const [i, p] of parts.entries())
+        if (p.status === "rejected") unlikely.add((wanted[i] as WantedPiece).slot);
+    }
+    return this.#readErasureWhole(
+      stripe,
+      nodes,
+      lengths,
+      bytes,
+      wanted.map((w) => w.slot),
+      unlikely,
+    );
+  }
+
+  /**
+   * The `wanted` data slots' whole pieces, back to back from the first one's
+   * start, or the whole stripe when a wanted piece had to be rebuilt from
+   * parity. Pieces on `unlikely` holders are asked last.
+   */
+  async #readErasureWhole(
+    stripe: number,
+    nodes: string[],
+    lengths: number[],
+    bytes: number,
     wanted: number[],
-  ): Promise<{ parts: Buffer[]; whole: boolean }> {
+    unlikely: Set<number>,
+  ): Promise<{ parts: Buffer[]; offset: number }> {
     const k = this.#layout.dataPieces;
     const pieces: (Buffer[] | undefined)[] = new Array(this.#layout.width).fill(undefined);
     const fetchSlots = async (slots: number[]) => {
@@ -216,7 +268,6 @@ class StripeReader {
     const paritySlots = Array.from({ length: this.#layout.redundantPieces }, (_, p) => k + p);
     // Wanted pieces on likely holders; for each one on an unlikely holder, another piece
     // (unwanted data first, then parity) so that k are at hand to rebuild it, at once.
-    const unlikely = this.#unlikely(nodes);
     const skipped = wanted.filter((slot) => unlikely.has(slot));
     const spares = [...dataSlots.filter((slot) => !wanted.includes(slot)), ...paritySlots].filter(
       (slot) => !unlikely.has(slot),
@@ -227,7 +278,8 @@ class StripeReader {
     ];
     await fetchSlots(first);
     if (wanted.every((slot) => pieces[slot] !== undefined)) {
-      return { parts: wanted.flatMap((slot) => pieces[slot] as Buffer[]), whole: false };
+      const offset = (wanted[0] as number) * this.#layout.chunkSizeBytes;
+      return { parts: wanted.flatMap((slot) => pieces[slot] as Buffer[]), offset };
     }
 
     const missing = wanted.filter((slot) => pieces[slot] === undefined).length;
@@ -242,7 +294,7 @@ class StripeReader {
       p === undefined ? undefined : p.length === 1 ? p[0] : Buffer.concat(p),
     );
     const data = await (this.#codec as ErasureCodec).decode(joined, shard);
-    return { parts: [data.subarray(0, bytes)], whole: true };
+    return { parts: [data.subarray(0, bytes)], offset: 0 };
   }
 
   #degraded(stripe: number, kind: "parity" | "replica", how: string): void {
@@ -270,21 +322,27 @@ function describe(layout: StripeLayout): string {
     : `erasure ${layout.dataPieces}+${layout.redundantPieces}`;
 }
 
-/** `length` bytes from `offset` of the buffers taken back to back, as views (no copy). */
-function sliceParts(parts: Buffer[], offset: number, length: number): Buffer[] {
-  const out: Buffer[] = [];
-  let skip = offset;
-  let left = length;
-  for (const part of parts) {
-    if (left === 0) break;
-    if (skip >= part.length) {
-      skip -= part.length;
-      continue;
-    }
-    const take = Math.min(part.length - skip, left);
-    out.push(skip === 0 && take === part.length ? part : part.subarray(skip, skip + take));
-    skip = 0;
-    left -= take;
+interface WantedPiece {
+  slot: number;
+  range: PieceRange;
+}
+
+/**
+ * The data pieces that hold the stripe's bytes [from, upTo) (`lengths`: each
+ * slot's piece length; data slot s holds the stripe's bytes from s × chunk),
+ * and the part of each that does. Pure.
+ */
+export function piecesOfRange(
+  chunk: number,
+  lengths: readonly number[],
+  from: number,
+  upTo: number,
+): WantedPiece[] {
+  const wanted: WantedPiece[] = [];
+  for (let slot = Math.floor(from / chunk); slot * chunk < upTo; slot++) {
+    const offset = Math.max(from - slot * chunk, 0);
+    const end = Math.min(upTo - slot * chunk, lengths[slot] as number);
+    wanted.push({ slot, range: { offset, length: end - offset } });
   }
-  return out;
+  return wanted;
 }

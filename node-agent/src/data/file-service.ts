@@ -11,6 +11,8 @@ import { fileIdOf } from "../core/names.ts";
 import { manifestHolders } from "../core/ownership.ts";
 import type { VolumeSpec } from "../core/volume.ts";
 import { isMosaicError, MosaicError } from "../errors.ts";
+import type { LoadLevel } from "../load/level.ts";
+import type { HeldCount } from "../load/read-copy-messages.ts";
 import type { FileHandler, FileReply } from "../rpc/file-handler.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import type { PeerClients } from "../rpc/peer-client.ts";
@@ -36,6 +38,10 @@ export interface PieceState {
 export interface FileServiceOptions {
   /** This node's rebuild progress, reported with the cluster map (`mosaic nodes`, the operator). */
   rebuildProgress?: () => RebuildProgress | undefined;
+  /** This node's load level (load/meter.ts), reported with the cluster map (`mosaic nodes`). */
+  loadLevel?: () => LoadLevel;
+  /** The temporary read copies this node holds (load/read-copies.ts), reported likewise. */
+  readCopies?: () => HeldCount[];
 }
 
 export class FileService implements FileHandler {
@@ -60,7 +66,14 @@ export class FileService implements FileHandler {
     switch (request.op) {
       case "cluster": {
         const rebuild = this.#options.rebuildProgress?.();
-        const info = { node: this.#ctx.self, map: this.#ctx.map(), volumes: this.#volumes() };
+        const load = this.#options.loadLevel?.();
+        const info = {
+          node: this.#ctx.self,
+          map: this.#ctx.map(),
+          volumes: this.#volumes(),
+          ...(load === undefined ? {} : { load }),
+          readCopies: this.#options.readCopies?.() ?? [],
+        };
         return { header: rebuild === undefined ? info : { ...info, rebuild } };
       }
       case "list":

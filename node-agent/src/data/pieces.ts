@@ -8,7 +8,7 @@ import { isMosaicError } from "../errors.ts";
 import { rankByLoad } from "../load/holder-choice.ts";
 import type { LoadLevel } from "../load/level.ts";
 import type { Logger } from "../log.ts";
-import type { VersionsRequest } from "../rpc/messages.ts";
+import type { PieceRange, VersionsRequest } from "../rpc/messages.ts";
 import type { PeerClients } from "../rpc/peer-client.ts";
 import type { ChunkHeader, PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
@@ -73,8 +73,24 @@ export class PieceIO {
 
   async get(node: string, key: PieceKey): Promise<Buffer[]> {
     if (node !== this.self) return (await this.#peers.getPiece(node, key)).data;
+    return this.#local(key, async () => (await this.#store.get(key)).data);
+  }
+
+  /**
+   * Bytes `range` of a piece. Its holder reads and checks the whole piece
+   * (a flipped bit anywhere in it fails the read, as get() does) but keeps,
+   * or sends, only the range: a reader that wants part of a piece moves that
+   * part alone.
+   */
+  async getRange(node: string, key: PieceKey, range: PieceRange): Promise<Buffer[]> {
+    if (node !== this.self) return (await this.#peers.getPiece(node, key, range)).data;
+    return this.#local(key, async () => (await this.#store.getRange(key, range)).data);
+  }
+
+  /** A read of this node's own piece: corruption is logged, a missing piece reported to onMissing. */
+  async #local(key: PieceKey, read: () => Promise<Buffer>): Promise<Buffer[]> {
     try {
-      return [(await this.#store.get(key)).data];
+      return [await read()];
     } catch (error) {
       if (isMosaicError(error, "MOSAIC_ERR_CHUNK_CORRUPT")) {
         this.#log.warn({ piece: pieceName(key), err: error.message }, "corrupt piece found on read");

@@ -23,6 +23,7 @@ import { layoutOf } from "../core/volume.ts";
 import type { Logger } from "../log.ts";
 import type { PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
+import { isReadCopy } from "../storage/piece-key.ts";
 import { type DataContext, reachableNode } from "./context.ts";
 import type { PieceIO } from "./pieces.ts";
 import { realClock, type ScrubClock, TokenBucket } from "./scrub-rate.ts";
@@ -57,6 +58,8 @@ export interface RebuilderOptions {
   progressLogMs?: number;
   /** Pieces rebuilt at once (default 4). */
   concurrency?: number;
+  /** Whether a read copy (load/read-copies.ts) is registered here: kept if so, dropped as garbage if not. */
+  readCopyHeld?: (key: PieceKey) => boolean;
   clock?: ScrubClock;
 }
 
@@ -83,6 +86,13 @@ export interface RebuildProgress {
   pending: number;
   /** Passes finished since start. */
   passes: number;
+  /** The pass's pulls by volume: a failure touches only the volumes with pieces to move. */
+  volumes: Record<string, VolumeRebuild>;
+}
+
+export interface VolumeRebuild {
+  bytesTotal: number;
+  bytesLeft: number;
 }
 
 /** A pass asks every node for its manifests: every few minutes is enough to catch what no event announced. */
@@ -173,6 +183,7 @@ export class Rebuilder {
   readonly #intervalMs: number;
   readonly #progressLogMs: number;
   readonly #concurrency: number;
+  readonly #readCopyHeld: ((key: PieceKey) => boolean) | undefined;
   /** Files readers found a piece missing of: pulled first. */
   readonly #wanted = new Set<string>();
   #progress: RebuildProgress;
@@ -197,6 +208,7 @@ export class Rebuilder {
     this.#intervalMs = options.intervalMs ?? DEFAULT_REBUILD_INTERVAL_MS;
     this.#progressLogMs = options.progressLogMs ?? 5_000;
     this.#concurrency = options.concurrency ?? 4;
+    this.#readCopyHeld = options.readCopyHeld;
     this.#progress = this.#fresh("idle", ctx.map().epoch);
     this.#progress.passes = 0;
   }
@@ -204,6 +216,7 @@ export class Rebuilder {
   /** A copy of where the rebuild stands. */
   progress(): RebuildProgress {
     const p = { ...this.#progress };
+    p.volumes = Object.fromEntries(Object.entries(p.volumes).map(([name, v]) => [name, { ...v }]));
     if (p.state === "rebuilding") {
       const seconds = (this.#clock.now() - this.#pullStartMs) / 1000;
       p.rateBytesPerSecond = seconds > 0 ? Math.round(p.bytesDone / seconds) : 0;
@@ -297,11 +310,24 @@ export class Rebuilder {
     }
     let piecesTotal = 0;
     let bytesTotal = 0;
+    const volumes: Record<string, VolumeRebuild> = {};
     for (const list of work.pulls.values()) {
       piecesTotal += list.length;
-      for (const task of list) bytesTotal += task.bytes;
+      for (const task of list) {
+        bytesTotal += task.bytes;
+        const v = volumes[task.key.volume] ?? { bytesTotal: 0, bytesLeft: 0 };
+        v.bytesTotal += task.bytes;
+        v.bytesLeft += task.bytes;
+        volumes[task.key.volume] = v;
+      }
     }
-    Object.assign(this.#progress, { state: "rebuilding", piecesTotal, bytesTotal, bytesLeft: bytesTotal });
+    Object.assign(this.#progress, {
+      state: "rebuilding",
+      piecesTotal,
+      bytesTotal,
+      bytesLeft: bytesTotal,
+      volumes,
+    });
     if (piecesTotal > 0) {
       this.#log.info(
         {
@@ -368,9 +394,11 @@ export class Rebuilder {
     // Older versions are garbage once a newer manifest exists (it is written last); never served.
     const older = (await this.#store.versions(volume, fileId)).filter((v) => v < version);
     if (older.length > 0) work.stale.push({ manifest, versions: older });
-    const held = new Set(
-      (await this.#store.pieces(volume, fileId, version)).map((k) => slotKey(k.stripe, k.slot)),
-    );
+    const pieces = await this.#store.pieces(volume, fileId, version);
+    // Read copies are no redundancy: never counted, kept only while registered (a lapsed one is an orphan).
+    const held = new Set(pieces.filter((k) => !isReadCopy(k)).map((k) => slotKey(k.stripe, k.slot)));
+    for (const key of pieces)
+      if (isReadCopy(key) && this.#readCopyHeld?.(key) !== true) work.drops.push({ key, holder: undefined });
     const back = (node: string) => this.#back(map, node);
     const usable = (node: string | undefined): node is string =>
       node !== undefined && node !== self && this.#back(map, node);
@@ -463,6 +491,8 @@ export class Rebuilder {
       outcome = { kind: "unrepairable", file: manifest.name, reason: (error as Error).message };
     }
     p.bytesLeft -= task.bytes;
+    const volume = p.volumes[key.volume];
+    if (volume !== undefined) volume.bytesLeft -= task.bytes;
     const where = {
       volume: key.volume,
       file: manifest.name,
@@ -609,5 +639,6 @@ export function freshProgress(
     piecesDropped: 0,
     pending: 0,
     passes,
+    volumes: {},
   };
 }

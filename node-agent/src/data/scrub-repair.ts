@@ -13,6 +13,7 @@ import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
 import type { PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
+import { isReadCopy } from "../storage/piece-key.ts";
 import type { DataContext } from "./context.ts";
 import { readManifestById } from "./file-manifests.ts";
 import type { PieceIO } from "./pieces.ts";
@@ -43,6 +44,7 @@ export async function repairPiece(
   key: PieceKey,
   options: RepairOptions = {},
 ): Promise<RepairOutcome> {
+  if (isReadCopy(key)) return skipped(undefined, "a temporary read copy: no redundancy to restore");
   const spec = ctx.volume(key.volume);
   if (spec === undefined) return unrepairable(undefined, `volume ${key.volume} is not configured here`);
   let manifest = options.manifest;

@@ -7,7 +7,7 @@ import { isMosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ChunkHeader, PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
-import { MANIFEST_STRIPE } from "../storage/piece-key.ts";
+import { isReadCopy, MANIFEST_STRIPE } from "../storage/piece-key.ts";
 import { realClock, type ScrubClock, TokenBucket } from "./scrub-rate.ts";
 import { repairPiece, type ScrubContext } from "./scrub-repair.ts";
 
@@ -129,6 +129,8 @@ export class Scrubber {
         if (newest === undefined) continue;
         for (const key of await this.#store.pieces(volume, fileId, newest)) {
           if (stopped()) break walk;
+          // A temporary read copy is no redundancy to repair: every read checks it, a bad one fails over.
+          if (isReadCopy(key)) continue;
           await this.#check(key, report, signal);
         }
       }

@@ -9,21 +9,23 @@
 //   status    — its ClusterNode, reconciled on every membership event, store
 //               or load change (node-reporter.ts), with what it holds of
 //               each volume and its rebuild (volume-report.ts)
+//   TLS       — with --tls-dir, its certificate from a CSR the operator
+//               signs, renewed before expiry (agent-certificate.ts)
 //   readiness — the agent's gRPC health service, also on the pod IP where
 //               kubelet's probe dials (probe-server.ts)
 // Until the operator lists this node, the agent serves but sends no
 // heartbeats (Agent does that for any node not in its map).
-import { performance } from "node:perf_hooks";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubeRest } from "@mosaic/operator/framework/kube-rest.ts";
 import { Agent, type AgentConfig } from "../agent.ts";
 import { listenForStop } from "../cli/stop-signal.ts";
 import { createRootLogger, type Logger } from "../log.ts";
 import { AGENT_METRICS_PORT, MetricsServer } from "../metrics/metrics-http.ts";
+import { agentTls, type TlsFlags } from "../tls/agent-tls-choice.ts";
+import { AgentCertificate } from "./agent-certificate.ts";
 import { AgentLease } from "./agent-lease.ts";
 import { ClusterSource } from "./cluster-source.ts";
 import { type AgentIdentity, identityFromEnv } from "./identity.ts";
-import { type LoadLevel, nextLoadLevel } from "./load-level.ts";
 import { NodeReporter } from "./node-reporter.ts";
 import { type AgentSnapshot, agentStatus } from "./node-status.ts";
 import { type ProbeServer, startProbeServer } from "./probe-server.ts";
@@ -43,13 +45,14 @@ export type KubernetesAgentOptions = Pick<
   | "heartbeat"
   | "metrics"
   | "http"
-> & { env?: Record<string, string | undefined> };
+> &
+  TlsFlags & { env?: Record<string, string | undefined> };
 
-/** How often load and store use are sampled; a change of level or rounded size is a status transition. */
+/** How often the ClusterNode is checked for a new load level or rounded store use (each a status transition). */
 const SAMPLE_MS = 5_000;
 
 export async function runKubernetesAgent(options: KubernetesAgentOptions): Promise<void> {
-  const { env = process.env, ...local } = options;
+  const { env = process.env, tlsDir, insecure, ...local } = options;
   const id = identityFromEnv(env);
   const settings = kubeAgentSettingsFromEnv(env);
   const log = createRootLogger({ node: id.nodeName });
@@ -95,8 +98,20 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
   });
   await source.start();
   const startVolumes = source.volumes();
+  // In Kubernetes the agent fills its own TLS directory, through a CSR the operator signs.
+  const certificate =
+    tlsDir === undefined
+      ? undefined
+      : new AgentCertificate({ rest, namespace: id.namespace, node: id.nodeName, dir: tlsDir, log });
+  await certificate?.ensure();
+  certificate?.start();
+  const tls = await agentTls(
+    { ...(tlsDir === undefined ? {} : { tlsDir }), ...(insecure === undefined ? {} : { insecure }) },
+    log,
+  );
   agent = await Agent.start({
     ...local,
+    ...(tls === undefined ? {} : { tls }),
     outGraceMs: settings.outGraceMs ?? local.outGraceMs,
     heartbeat: { ...local.heartbeat, ...settings.heartbeat },
     nodeId: id.nodeName,
@@ -127,6 +142,7 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
     store: running.store,
     served: () => source.volumes().map((v) => v.name),
     rebuild: () => running.rebuild?.progress(),
+    readCopies: () => running.readCopies.heldCounts(),
     onChange: () => reporter?.nudge(),
     onScanned: (scanned) => void purge.held(scanned),
     log,
@@ -135,28 +151,23 @@ export async function runKubernetesAgent(options: KubernetesAgentOptions): Promi
   // Volumes deleted while this agent was starting (or away, their finalizer still held).
   await purge.deleting(source.deleting());
   await volumes.start();
-  let load: LoadLevel = "Low";
   reporter = new NodeReporter({
     kc,
     rest,
     node: id.nodeName,
-    status: () => agentStatus(snapshotOf(running, id, load, volumes, purge)),
+    status: () => agentStatus(snapshotOf(running, id, volumes, purge)),
     log,
   });
   await reporter.start();
-  let busy = performance.eventLoopUtilization();
-  const sampler = setInterval(() => {
-    const now = performance.eventLoopUtilization();
-    load = nextLoadLevel(load, performance.eventLoopUtilization(now, busy).utilization);
-    busy = now;
-    reporter?.nudge();
-  }, SAMPLE_MS);
+  // The level is the agent's own (load/meter.ts, the one its heartbeats carry); store use changes without events.
+  const sampler = setInterval(() => reporter?.nudge(), SAMPLE_MS);
 
   const stop = listenForStop();
   const signal = await stop.received;
   stop.onRepeat(() => process.exit(1));
   log.info({ signal }, "stopping");
   clearInterval(sampler);
+  certificate?.stop();
   lease.stop();
   await volumes.stop();
   await reporter.stop();
@@ -188,7 +199,6 @@ async function probeServerFor(
 function snapshotOf(
   agent: Agent,
   id: AgentIdentity,
-  load: LoadLevel,
   volumes: VolumeReport,
   purge: VolumePurger,
 ): AgentSnapshot {
@@ -201,7 +211,7 @@ function snapshotOf(
     baseEpoch: heartbeats?.core.agreement.baseEpoch ?? agent.map.epoch,
     peers,
     usage: agent.store.usage(),
-    load,
+    load: agent.load.level,
     holdings: volumes.holdings,
     rebuild: volumes.rebuild,
     deletedVolumes: purge.purged,

@@ -16,7 +16,15 @@ export function nodeRebuildOf(
   settledEpoch: number,
 ): NodeRebuildReport {
   if (progress === undefined)
-    return { state: "Off", epoch: 0, settledEpoch: 0, bytesLeft: 0, bytesPerSecond: 0, etaSeconds: 0 };
+    return {
+      state: "Off",
+      epoch: 0,
+      settledEpoch: 0,
+      bytesLeft: 0,
+      bytesPerSecond: 0,
+      etaSeconds: 0,
+      volumes: [],
+    };
   // A finished pass with nothing pending: everything placement puts here is here, at that epoch.
   const settled = progress.state === "idle" && progress.passes > 0 && progress.pending === 0;
   const pulling = progress.state === "rebuilding" && progress.bytesLeft > 0;
@@ -28,6 +36,12 @@ export function nodeRebuildOf(
     bytesPerSecond: pulling ? progress.rateBytesPerSecond : 0,
     // 0 while no rate is measured: the operator reads an ETA only beside a rate.
     etaSeconds: pulling ? (progress.etaSeconds ?? 0) : 0,
+    volumes: pulling
+      ? Object.entries(progress.volumes)
+          .filter(([, v]) => v.bytesLeft > 0)
+          .map(([name, v]) => ({ name, bytesLeft: v.bytesLeft }))
+          .sort((a, b) => (a.name < b.name ? -1 : 1))
+      : [],
   };
 }
 

@@ -16,11 +16,11 @@ import type {
   VolumeHolding,
 } from "@mosaic/operator/api/crds.generated.ts";
 import type { ClusterMap } from "../core/cluster-map.ts";
+import type { LoadLevel } from "../load/level.ts";
 import type { ChannelState } from "../membership/channel-detector.ts";
 import type { Channel } from "../membership/heartbeat.ts";
 import type { PeerView } from "../membership/peer-health.ts";
 import type { ChannelAttachment } from "./identity.ts";
-import type { LoadLevel } from "./load-level.ts";
 import type { NodeRebuildReport } from "./node-rebuild.ts";
 import { bytesQuantity } from "./quantity.ts";
 

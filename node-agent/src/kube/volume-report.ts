@@ -7,6 +7,8 @@
 //   - the rebuild is sampled every `sampleMs` (an in-memory read); a
 //     transition is reported at once, moving figures at most every
 //     `progressEveryMs`;
+//   - the temporary read copies it holds (load/read-copies.ts) are counted
+//     at every sample (an in-memory read) and reported when the count moves;
 //   - the store is walked again when the served volume set changes or a
 //     rebuild transition moved pieces, or, after writes or deletes changed
 //     its total, at most every `rescanMs`; and never sooner after the last
@@ -14,6 +16,7 @@
 //     most 5 % of a core for it.
 import type { VolumeHolding } from "@mosaic/operator/api/crds.generated.ts";
 import type { RebuildProgress } from "../data/rebuild.ts";
+import type { HeldCount } from "../load/read-copy-messages.ts";
 import type { Logger } from "../log.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 import { reportedHoldings, scanHoldings } from "./holdings-scan.ts";
@@ -25,6 +28,8 @@ export interface VolumeReportOptions {
   served: () => string[];
   /** The rebuild's progress; undefined when the agent runs without one. */
   rebuild: () => RebuildProgress | undefined;
+  /** The read copies held here, per volume and phase; unset: none reported. */
+  readCopies?: () => HeldCount[];
   onChange: () => void;
   /** After each walk of the store, what it found (every volume on disk). */
   onScanned?: (scanned: VolumeHolding[]) => void;
@@ -87,6 +92,7 @@ export class VolumeReport {
 
   #tick(): void {
     if (this.#sampleRebuild()) this.#o.onChange();
+    this.#publishHoldings();
     if (this.#scanning !== undefined) return;
     const now = performance.now();
     const usageMoved = this.#o.store.usage().usedBytes !== this.#scannedUsedBytes;
@@ -128,9 +134,20 @@ export class VolumeReport {
   }
 
   #publishHoldings(): void {
-    const next = reportedHoldings(this.#scanned, this.#o.served());
+    const next = withReadCopies(
+      reportedHoldings(this.#scanned, this.#o.served()),
+      this.#o.readCopies?.() ?? [],
+    );
     if (JSON.stringify(next) === JSON.stringify(this.#holdings)) return;
     this.#holdings = next;
     this.#o.onChange();
   }
+}
+
+/** Each holding with the read copies held of its volume (serving and draining); a volume with none says nothing. */
+export function withReadCopies(holdings: VolumeHolding[], copies: readonly HeldCount[]): VolumeHolding[] {
+  return holdings.map((h) => {
+    const readCopies = copies.reduce((n, c) => (c.volume === h.name ? n + c.count : n), 0);
+    return readCopies === 0 ? h : { ...h, readCopies };
+  });
 }

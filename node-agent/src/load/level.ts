@@ -8,9 +8,8 @@
 // reader's traffic back and forth and announce itself to every peer each
 // time. Pure: the meter (meter.ts) measures, this decides.
 import { MosaicError } from "../errors.ts";
-import { type LoadLevel, nextLoadLevel } from "../kube/load-level.ts";
 
-export type { LoadLevel };
+export type LoadLevel = "Low" | "Medium" | "High";
 export const LOAD_LEVELS: readonly LoadLevel[] = ["Low", "Medium", "High"];
 
 /** What the meter measured over one sample. */
@@ -86,14 +85,17 @@ export function pressureOf(s: LoadSignals, config: LoadConfig = DEFAULT_LOAD_CON
  * The level after a sample of `pressure` at level `current`: up at the
  * "above" thresholds, down only below the "below" ones, unchanged in
  * between; High falls to Medium or straight to Low, as the pressure says.
- * The same rule the Kubernetes agent applies to its event-loop use alone.
  */
 export function nextLevel(
   current: LoadLevel,
   pressure: number,
   config: LoadConfig = DEFAULT_LOAD_CONFIG,
 ): LoadLevel {
-  return nextLoadLevel(current, pressure, config);
+  if (pressure >= config.highAbove) return "High";
+  if (current === "High" && pressure >= config.highBelow) return "High";
+  if (pressure >= config.mediumAbove) return "Medium";
+  if (current !== "Low" && pressure >= config.mediumBelow) return "Medium";
+  return "Low";
 }
 
 /** A level as one byte on the wire (0 Low, 1 Medium, 2 High). */

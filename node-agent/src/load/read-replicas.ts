@@ -11,11 +11,16 @@
 //   only once the new copy turned High as well.
 // - Drain: when every holder that takes reads is Low, the newest serving
 //   copy stops taking new reads; the reads it has in flight finish.
-// - Remove: a draining copy with no read in flight is deleted. A copy
-//   draining while its stripe turns hot again serves again instead of a new
-//   one being made.
+// - Remove: a draining copy with no read in flight is deleted, or one whose
+//   drain outlasted the caller's bound (`overdue`: a read stuck on a dead
+//   connection must not keep a copy forever). A copy draining while its
+//   stripe turns hot again serves again instead of a new one being made.
+// - Copies are added only to a stripe being read (`read`): holders High
+//   from other work are no reason to copy a file nobody reads.
 // Between the two (some holder not High, some not Low) nothing changes: the
 // gap between all-High and all-Low is this policy's hysteresis.
+import type { ClusterMap } from "../core/cluster-map.ts";
+import { placeStripe, type StripeKey } from "../core/placement.ts";
 import type { LoadLevel } from "./level.ts";
 
 export interface TempReplica {
@@ -23,6 +28,8 @@ export interface TempReplica {
   phase: "serving" | "draining";
   /** Reads of it in flight. */
   inFlight: number;
+  /** Draining for longer than the caller waits for its reads: removed whatever is in flight. */
+  overdue?: boolean;
 }
 
 export interface ReplicaState {
@@ -35,6 +42,8 @@ export interface ReplicaState {
   levelOf: (node: string) => LoadLevel;
   /** Most temporary copies of one stripe. */
   max: number;
+  /** Whether the stripe is being read now (default true): no copy is added to one that is not. */
+  read?: boolean;
 }
 
 export type ReplicaStep =
@@ -45,13 +54,13 @@ export type ReplicaStep =
   | { kind: "none" };
 
 export function nextReplicaStep(s: ReplicaState): ReplicaStep {
-  const gone = s.temps.find((t) => t.phase === "draining" && t.inFlight === 0);
+  const gone = s.temps.find((t) => t.phase === "draining" && (t.inFlight === 0 || t.overdue === true));
   if (gone !== undefined) return { kind: "remove", node: gone.node };
   const serving = [...s.holders, ...s.temps.filter((t) => t.phase === "serving").map((t) => t.node)];
   if (serving.length > 0 && serving.every((n) => s.levelOf(n) === "High")) {
     const again = s.temps.find((t) => t.phase === "draining" && s.levelOf(t.node) !== "High");
     if (again !== undefined) return { kind: "serve", node: again.node };
-    if (s.temps.length >= s.max) return { kind: "none" };
+    if (s.temps.length >= s.max || s.read === false) return { kind: "none" };
     const taken = new Set([...s.holders, ...s.temps.map((t) => t.node)]);
     const free = s.candidates.filter((n) => !taken.has(n) && s.levelOf(n) !== "High");
     const best = free.find((n) => s.levelOf(n) === "Low") ?? free[0];
@@ -61,6 +70,22 @@ export function nextReplicaStep(s: ReplicaState): ReplicaStep {
   if (newest !== undefined && serving.every((n) => s.levelOf(n) === "Low"))
     return { kind: "drain", node: newest.node };
   return { kind: "none" };
+}
+
+/**
+ * Where copies of a stripe may go, best first: the stripe's placement
+ * extended over the whole map (rendezvous order, so every agent ranks alike
+ * and a file's copies land where its pieces would move next), less its
+ * placed holders and the nodes `usable` rejects (down, out, unheard).
+ */
+export function copyCandidates(
+  map: ClusterMap,
+  stripe: StripeKey,
+  placed: readonly string[],
+  usable: (node: string) => boolean,
+): string[] {
+  const ranked = placeStripe(map, stripe, map.nodes.length);
+  return ranked.filter((node) => !placed.includes(node) && usable(node));
 }
 
 /** The holders a read may go to: the placed ones and the serving copies, never a draining one. */

@@ -41,6 +41,8 @@ export interface AgentReadings {
   rebuildBytesLeft(): number | undefined;
   /** Each watched peer's channels as the heartbeats see them, and the channel its traffic takes. */
   peers(): PeerChannels[];
+  /** Temporary read copies held on this node, per volume and phase (load/read-copies.ts). */
+  readCopies(): { volume: string; phase: "serving" | "draining"; count: number }[];
 }
 
 export interface PeerChannels {
@@ -263,6 +265,17 @@ export class AgentMetrics implements DataMetrics {
       registers,
       collect() {
         this.set(readings.rebuildBytesLeft() ?? 0);
+      },
+    });
+    new Gauge({
+      name: "mosaic_read_copies",
+      help: "Temporary read copies of hot stripes held on this node, by volume and phase (serving, draining)",
+      labelNames: ["volume", "phase"],
+      registers,
+      collect() {
+        // A volume whose copies are all gone must read 0, not linger.
+        this.reset();
+        for (const { volume, phase, count } of readings.readCopies()) this.set({ volume, phase }, count);
       },
     });
     new Gauge({

@@ -22,9 +22,27 @@ export interface PutPieceHeader {
   crc32c: number;
 }
 
+/** Bytes [offset, offset + length) of a piece. */
+export interface PieceRange {
+  offset: number;
+  length: number;
+}
+
+/** A GetPiece call: the whole piece, or with `range` only those bytes of it (the holder still checks it whole). */
+export interface GetPieceRequest {
+  key: PieceKey;
+  range?: PieceRange;
+}
+
+/**
+ * What a GetPiece stream carries: `dataLengthBytes` bytes whose crc32c is
+ * `crc32c`. With `range`, they are that range of the piece (the holder echoes
+ * the range it served); without it, the whole piece.
+ */
 export interface GetPieceHeader {
   dataLengthBytes: number;
   crc32c: number;
+  range?: PieceRange;
 }
 
 export interface VersionsRequest {
@@ -88,10 +106,27 @@ export function validatePutPieceHeader(value: unknown): PutPieceHeader {
 
 export function validateGetPieceHeader(value: unknown): GetPieceHeader {
   const o = object(value, "GetPiece header");
-  return {
+  const header: GetPieceHeader = {
     dataLengthBytes: integer(o, "dataLengthBytes", "GetPiece header", 0, U32),
     crc32c: integer(o, "crc32c", "GetPiece header", 0, U32),
   };
+  if (o.range !== undefined) header.range = validatePieceRange(o.range, "GetPiece header range");
+  return header;
+}
+
+export function validateGetPieceRequest(value: unknown): GetPieceRequest {
+  const o = object(value, "GetPiece request");
+  const request: GetPieceRequest = { key: validatePieceKey(o.key) };
+  if (o.range !== undefined) request.range = validatePieceRange(o.range, "GetPiece request range");
+  return request;
+}
+
+/** A non-empty range within a piece (a piece holds at most 2^32 - 1 bytes). */
+export function validatePieceRange(value: unknown, what = "piece range"): PieceRange {
+  const o = object(value, what);
+  const offset = integer(o, "offset", what, 0, U32 - 1);
+  const length = integer(o, "length", what, 1, U32 - offset);
+  return { offset, length };
 }
 
 export function validateKeyRequest(value: unknown): { key: PieceKey } {

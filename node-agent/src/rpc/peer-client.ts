@@ -14,7 +14,6 @@
 // before it fails.
 
 import * as grpc from "@grpc/grpc-js";
-import { crc32c } from "@node-rs/crc32";
 import type { ClusterMap } from "../core/cluster-map.ts";
 import { nodeById } from "../core/cluster-map.ts";
 import { type FileManifest, validateManifest } from "../core/manifest.ts";
@@ -22,6 +21,7 @@ import { isMosaicError, MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ChannelState } from "../membership/channel-detector.ts";
 import type { ChunkHeader, PieceKey } from "../storage/chunk-format.ts";
+import { type ChannelSecurity, INSECURE } from "../tls/grpc-tls.ts";
 import {
   CallsInFlight,
   CHANNEL_NAMES,
@@ -34,10 +34,13 @@ import { type ForwardRoute, forwardResumably } from "./forward-sender.ts";
 import {
   type FileRequest,
   type GetPieceHeader,
+  type GetPieceRequest,
+  type PieceRange,
   type PutPieceHeader,
   type VersionsRequest,
   validateGetPieceHeader,
 } from "./messages.ts";
+import { checkReceivedPiece } from "./piece-range.ts";
 import {
   awaitState,
   type GrpcChannel,
@@ -55,7 +58,7 @@ type Unary = (
   options: grpc.CallOptions,
   callback: (error: grpc.ServiceError | null, reply: Buffer) => void,
 ) => grpc.ClientUnaryCall;
-type UnaryMethod = "statPiece" | "deleteVersions" | "getManifest" | "listManifests" | "usage";
+type UnaryMethod = "statPiece" | "deleteVersions" | "getManifest" | "listManifests" | "usage" | "readCopies";
 /** One attempt of a call on one channel; it must cancel its gRPC call when `signal` aborts. */
 type Attempt<T> = (client: RawClient, peer: string, signal: AbortSignal) => Promise<T>;
 
@@ -91,6 +94,8 @@ export interface PeerClientsOptions {
   channelState?: (node: string, channel: ChannelIndex) => ChannelState | undefined;
   /** Client interceptors of the connection to each peer on `channel` (the agent's metrics count bytes per channel). */
   interceptors?: (channel: ChannelIndex) => grpc.Interceptor[];
+  /** Credentials of the connection to each peer (mutual TLS: tls/grpc-tls.ts); default: plain HTTP/2. */
+  security?: ChannelSecurity;
 }
 
 export interface Usage {
@@ -145,15 +150,22 @@ export class PeerClients {
     );
   }
 
-  async getPiece(node: string, key: PieceKey): Promise<{ header: GetPieceHeader; data: Buffer[] }> {
+  /** The piece, or with `range` only those bytes of it (checked by their own crc32c: piece-range.ts). */
+  async getPiece(
+    node: string,
+    key: PieceKey,
+    range?: PieceRange,
+  ): Promise<{ header: GetPieceHeader; data: Buffer[] }> {
+    const request: GetPieceRequest = range === undefined ? { key } : { key, range };
     return this.#onChannels(node, async (client, peer, signal) => {
-      const call = client.getPiece(encodeJson({ key }), this.#deadline());
+      const call = client.getPiece(encodeJson(request), this.#deadline());
       signal.addEventListener("abort", () => call.cancel(), { once: true });
       try {
         const stream = await splitHeader(call, `GetPiece from ${peer}`);
         const header = decodeJson(stream.header, "GetPiece header", validateGetPieceHeader);
-        const data = await collect(stream.data, header.dataLengthBytes, `GetPiece from ${peer}`);
-        verifyReceived(data, header, key, peer);
+        const received = await collect(stream.data, header.dataLengthBytes, `GetPiece from ${peer}`);
+        const label = `piece ${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot} from ${peer}`;
+        const data = checkReceivedPiece(received, header, range, label);
         return { header, data };
       } catch (error) {
         call.cancel();
@@ -185,6 +197,11 @@ export class PeerClients {
 
   usage(node: string): Promise<Usage> {
     return this.#unary(node, "usage", {});
+  }
+
+  /** A request about temporary read copies (load/read-copy-messages.ts); the reply is validated by the caller. */
+  readCopies(node: string, request: unknown): Promise<unknown> {
+    return this.#unary(node, "readCopies", request);
   }
 
   /**
@@ -473,8 +490,10 @@ export class PeerClients {
     const peer = `${node}@${address}`;
     let client = this.#clients.get(peer);
     if (client === undefined) {
-      client = new PeerClient(address, grpc.credentials.createInsecure(), {
+      const security = (this.#options.security ?? INSECURE).channel(node, address);
+      client = new PeerClient(address, security.credentials, {
         ...channelOptions(),
+        ...security.options,
         interceptors: this.#options.interceptors?.(channel) ?? [],
       }) as unknown as RawClient;
       this.#clients.set(peer, client);
@@ -489,20 +508,4 @@ export class PeerClients {
 
 function waitKey(node: string, channel: ChannelIndex): string {
   return `${node}#${channel}`;
-}
-
-function verifyReceived(data: Buffer[], header: GetPieceHeader, key: PieceKey, peer: string): void {
-  let length = 0;
-  let crc = 0;
-  for (const part of data) {
-    length += part.length;
-    crc = crc32c(part, crc);
-  }
-  if (length !== header.dataLengthBytes || crc !== header.crc32c) {
-    throw new MosaicError(
-      "MOSAIC_ERR_CHUNK_CORRUPT",
-      `piece ${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot} from ${peer}: ` +
-        `received ${length} bytes crc 0x${crc.toString(16)}, announced ${header.dataLengthBytes} crc 0x${header.crc32c.toString(16)}`,
-    );
-  }
 }

@@ -14,8 +14,10 @@ import type { ChunkStore } from "../storage/chunk-store.ts";
 import type { FileHandler } from "./file-handler.ts";
 import { ForwardSessions } from "./forward-sessions.ts";
 import {
+  type GetPieceHeader,
   validateFileRef,
   validateForwardHeader,
+  validateGetPieceRequest,
   validateKeyRequest,
   validatePutPieceHeader,
   validateVersionsRequest,
@@ -33,6 +35,16 @@ export interface PeerServiceDeps {
   onMissingPiece?: (key: PieceKey) => void;
   /** How long a forwarded write whose stream broke waits to be resumed (default FORWARD_RESUME_GRACE_MS). */
   forwardResumeGraceMs?: number;
+  /** Temporary read copies (load/read-copies.ts); unset: ReadCopies calls are refused and reads not counted. */
+  readCopies?: PeerReadCopies;
+}
+
+/** What the Peer service needs of the read copies held and owned here. */
+export interface PeerReadCopies {
+  /** Answers one ReadCopies request (validated there). */
+  handle(request: Buffer): Promise<unknown>;
+  /** A read of `key` begins: throws if it is a read copy that takes no new reads; call the result when it ends. */
+  beginRead(key: PieceKey): () => void;
 }
 
 type Callback = grpc.sendUnaryData<Buffer>;
@@ -104,15 +116,35 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
 
     getPiece: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       (async () => {
-        const { key } = decodeJson(call.request, "GetPiece request", validateKeyRequest);
+        const { key, range } = decodeJson(call.request, "GetPiece request", validateGetPieceRequest);
         checkKey(key);
-        const { header, data } = await deps.store.get(key).catch((error: unknown) => {
-          if (isMosaicError(error, "MOSAIC_ERR_NO_SUCH_CHUNK")) deps.onMissingPiece?.(key);
+        // A draining read copy is removed only once the reads it counts here have ended: sent
+        // in full (finish), or cut. Ending twice is harmless.
+        const ended = deps.readCopies?.beginRead(key);
+        if (ended !== undefined) for (const e of ["finish", "close", "cancelled"]) call.once(e, ended);
+        try {
+          // A range is read and checked whole here, but only its bytes travel, with their own crc32c.
+          const read =
+            range === undefined
+              ? deps.store.get(key).then(({ header: h, data }) => ({
+                  data,
+                  sent: { dataLengthBytes: h.dataLengthBytes, crc32c: h.crc32c } as GetPieceHeader,
+                }))
+              : deps.store.getRange(key, range).then(({ data, crc32c }) => ({
+                  data,
+                  sent: { dataLengthBytes: data.length, crc32c, range } as GetPieceHeader,
+                }));
+          const { data, sent } = await read.catch((error: unknown) => {
+            if (isMosaicError(error, "MOSAIC_ERR_NO_SUCH_CHUNK")) deps.onMissingPiece?.(key);
+            throw error;
+          });
+          call.write(encodeJson(sent));
+          await writeAll(call, [data]);
+          call.end();
+        } catch (error) {
+          ended?.();
           throw error;
-        });
-        call.write(encodeJson({ dataLengthBytes: header.dataLengthBytes, crc32c: header.crc32c }));
-        await writeAll(call, [data]);
-        call.end();
+        }
       })().catch((error) => {
         log.warn({ peer: call.getPeer(), err: (error as Error).message }, "GetPiece refused");
         call.emit("error", toServiceError(error));
@@ -148,6 +180,12 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
     }),
 
     usage: unary("Usage", async () => deps.store.usage()),
+
+    readCopies: unary("ReadCopies", async (request) => {
+      if (deps.readCopies === undefined)
+        throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", "this agent keeps no read copies");
+      return deps.readCopies.handle(request);
+    }),
 
     // Seed 000's forward path: another agent hands over a client's write;
     // this agent serves it as a session that survives its stream breaking

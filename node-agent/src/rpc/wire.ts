@@ -40,6 +40,8 @@ export const PEER_SERVICE = {
   getManifest: method("/mosaic.v1.Peer/GetManifest", false, false),
   listManifests: method("/mosaic.v1.Peer/ListManifests", false, false),
   usage: method("/mosaic.v1.Peer/Usage", false, false),
+  /** Temporary read copies of hot stripes (load/read-copies.ts): one JSON request, one JSON reply. */
+  readCopies: method("/mosaic.v1.Peer/ReadCopies", false, false),
   forward: method("/mosaic.v1.Peer/Forward", true, true),
 } satisfies grpc.ServiceDefinition;
 

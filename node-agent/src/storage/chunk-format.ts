@@ -42,6 +42,11 @@ export const HEADER_MAX_BYTES = FIXED_BYTES + VOLUME_MAX_BYTES;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** The length of the header of a chunk of `volume` (data begins there). */
+export function headerLengthOf(volume: string): number {
+  return FIXED_BYTES + Buffer.byteLength(volume, "utf8");
+}
+
 export function encodeHeader(h: ChunkHeader): Buffer {
   const key = validatePieceKey(h);
   for (const field of ["dataLengthBytes", "crc32c"] as const) {
@@ -136,7 +141,8 @@ export function lengthOf(data: Buffer | Buffer[]): number {
   return total;
 }
 
-export function verifyData(header: ChunkHeader, data: Buffer | Buffer[]): void {
+/** `computed`: the data's crc32c when the caller has it already (chunk-store's getRange combines it from parts). */
+export function verifyData(header: ChunkHeader, data: Buffer | Buffer[], computed = crc32cOf(data)): void {
   const label = `chunk ${describePieceKey(header)}`;
   const lengthBytes = lengthOf(data);
   if (lengthBytes !== header.dataLengthBytes) {
@@ -145,7 +151,6 @@ export function verifyData(header: ChunkHeader, data: Buffer | Buffer[]): void {
       `${label}: length mismatch (header says ${header.dataLengthBytes} bytes, data is ${lengthBytes})`,
     );
   }
-  const computed = crc32cOf(data);
   if (computed !== header.crc32c) {
     throw new MosaicError(
       "MOSAIC_ERR_CHUNK_CORRUPT",

@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { crc32c } from "@node-rs/crc32";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -13,10 +14,13 @@ import {
   decodeHeader,
   encodeHeader,
   HEADER_MAX_BYTES,
+  headerLengthOf,
   lengthOf,
   verifyData,
 } from "./chunk-format.ts";
 import { ChunkLayout, FILE_ID_DIR, parsePieceFileName, parseVersionDirName } from "./chunk-layout.ts";
+import { readChunkSlice, ScratchBuffers } from "./chunk-slice.ts";
+import { crc32cCombine } from "./crc32c-combine.ts";
 import { DirSyncer } from "./dir-sync.ts";
 import { DIR_MODE, ensureDir, isErrno, removeQuietly, syncDir, writeSynced } from "./durable-fs.ts";
 import { formatBytes } from "./format-bytes.ts";
@@ -50,6 +54,8 @@ export class ChunkStore {
   // Per file: a put's rename and usage update, and deleteVersions, never interleave.
   readonly #fileLocks = new KeyedMutex();
   readonly #dirSyncer = new DirSyncer();
+  /** The bytes around a range being read (getRange), kept for reuse. */
+  readonly #scratch = new ScratchBuffers();
   #usedBytes: number;
   #reservedBytes = 0;
 
@@ -170,6 +176,57 @@ export class ChunkStore {
     });
     this.#log.debug({ ...k, dataLengthBytes: result.header.dataLengthBytes }, "get chunk");
     return result;
+  }
+
+  /**
+   * Data bytes [offset, offset + length) of a piece, checked as get() checks
+   * (the whole piece against its crc32c: a flipped bit anywhere in it is
+   * caught here), in a buffer of their own; the rest is read into reused
+   * scratch (chunk-slice.ts). A range past the piece's end is a BAD_REQUEST.
+   */
+  async getRange(
+    key: PieceKey,
+    range: { offset: number; length: number },
+  ): Promise<{ header: ChunkHeader; data: Buffer; crc32c: number }> {
+    const k = validatePieceKey(key);
+    const headerLengthBytes = headerLengthOf(k.volume);
+    const read = await readChunkSlice(
+      this.#layout.chunkPath(k),
+      headerLengthBytes,
+      range,
+      this.#scratch,
+    ).catch((error: unknown) => {
+      throw isErrno(error, "ENOENT") ? noSuchChunk(k, error) : error;
+    });
+    try {
+      return this.#verified(k, () => {
+        const label = `chunk ${describePieceKey(k)}`;
+        const { header } = decodeHeader(read.head, label);
+        checkKey(k, header);
+        if (read.parts === undefined) {
+          const held = read.fileBytes - headerLengthBytes;
+          if (held !== header.dataLengthBytes)
+            throw corrupt(
+              `${label}: length mismatch (header says ${header.dataLengthBytes} bytes, file holds ${held})`,
+            );
+          throw new MosaicError(
+            "MOSAIC_ERR_BAD_REQUEST",
+            `${label}: bytes [${range.offset}, ${range.offset + range.length}) asked of its ${held}`,
+          );
+        }
+        // Each part read once: the range's own crc32c (for the wire), the whole piece's combined from the three.
+        const [before, data, after] = read.parts.map((part) => crc32c(part)) as [number, number, number];
+        const whole = crc32cCombine(
+          crc32cCombine(before, data, range.length),
+          after,
+          (read.parts[2] as Buffer).length,
+        );
+        verifyData(header, read.parts, whole);
+        return { header, data: read.data, crc32c: data };
+      });
+    } finally {
+      read.release();
+    }
   }
 
   /** The header alone, checked against the key and the file's size; the data is not read. */

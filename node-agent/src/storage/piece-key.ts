@@ -11,6 +11,24 @@ import { MANIFEST_STRIPE } from "../core/placement.ts";
 export { MANIFEST_STRIPE };
 export const STRIPE_MAX = 2 ** 31 - 1;
 export const SLOT_MAX = 2 ** 16 - 1;
+/**
+ * Slots from here up name temporary read copies of a hot stripe
+ * (load/read-copies.ts), never a placed piece (stripes are at most
+ * WIDTH_MAX wide): the rebuild and the scrubber tell them apart by the key
+ * alone, and they live in the file's version directory, so a newer version
+ * or a delete sweeps them away with the rest.
+ */
+export const READ_COPY_SLOT_BASE = 0xff00;
+
+/** Whether `key` names a temporary read copy rather than a placed piece. */
+export function isReadCopy(key: Pick<PieceKey, "slot">): boolean {
+  return key.slot >= READ_COPY_SLOT_BASE;
+}
+
+/** The read copy of a placed piece `key` (any replica's: they hold the same bytes). */
+export function readCopyKey(key: PieceKey): PieceKey {
+  return { ...key, slot: READ_COPY_SLOT_BASE + key.slot };
+}
 
 export function isVolumeName(value: unknown): value is string {
   return typeof value === "string" && VOLUME_NAME.test(value);

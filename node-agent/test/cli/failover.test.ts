@@ -108,7 +108,8 @@ describe("failover in a local cluster: out grace, rebuild progress, nodes in", {
     assert.equal(put.code, 0, put.stderr);
     const run = await mosaic(["nodes"]);
     assert.equal(run.code, 0, run.stderr);
-    assert.match(run.stdout, /^node\s+state\s+channel A\s+channel B$/m);
+    assert.match(run.stdout, /^node\s+state\s+load\s+channel A\s+channel B$/m);
+    assert.match(run.stdout, /^node-0\s+up\s+(Low|Medium|High)\s/m, "each agent says its load level");
     assert.doesNotMatch(run.stdout, /rebuild/);
     assert.match(run.stdout, /^4 of 4 nodes answer; map epoch 1 \(cluster file: /m);
   });

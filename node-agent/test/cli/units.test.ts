@@ -230,7 +230,7 @@ describe("node status", () => {
     const older: ClusterMap = { epoch: 2, nodes: [node("a"), node("b"), node("c", "down")] };
     const status = clusterStatus(file, [
       [
-        { address: "a1", info: info("a", agreed) },
+        { address: "a1", info: { ...info("a", agreed), load: "High" } },
         { address: "a2", error: "refused" },
       ],
       [
@@ -252,6 +252,11 @@ describe("node status", () => {
       ],
     );
     assert.equal(status.nodes[0]?.channels[1]?.error, "refused");
+    assert.deepEqual(
+      status.nodes.map((n) => n.load),
+      ["High", undefined, undefined],
+      "the load each agent says of itself",
+    );
     assert.equal(describeEpochs(status.nodes), "map epochs 2 to 3");
     const none = clusterStatus(file, [[{ address: "a1", error: "refused" }], [], []]);
     assert.equal(none.map.epoch, 1, "with no agent answering, the file's map");

@@ -273,7 +273,15 @@ describe("pieces being read are rebuilt first", { timeout: 300_000 }, () => {
     await waitFor(
       async () => {
         if ((await missingPieces(cluster, out, last)).length > 0) return false;
-        left = agent.rebuild?.progress().bytesLeft ?? -1;
+        const p = agent.rebuild?.progress();
+        left = p?.bytesLeft ?? -1;
+        // The pass's bytes by volume add up to its whole (what each StripedVolume shows of it).
+        const volumes = Object.values(p?.volumes ?? {});
+        assert.equal(
+          volumes.reduce((t, v) => t + v.bytesLeft, 0),
+          left,
+        );
+        assert.ok((p?.volumes[last.volume]?.bytesTotal ?? 0) > 0, `${last.volume} is listed`);
         return true;
       },
       60_000,

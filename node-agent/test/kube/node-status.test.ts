@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { ClusterNodeStatus } from "@mosaic/operator/api/crds.generated.ts";
 import type { ClusterMap } from "../../src/core/cluster-map.ts";
-import { nextLoadLevel } from "../../src/kube/load-level.ts";
 import { type AgentSnapshot, agentStatus, ownChannelState, statusPatch } from "../../src/kube/node-status.ts";
 import type { ChannelState } from "../../src/membership/channel-detector.ts";
 import type { PeerView } from "../../src/membership/peer-health.ts";
@@ -42,7 +41,15 @@ function snapshot(over: Partial<AgentSnapshot> = {}): AgentSnapshot {
     usage: { usedBytes: 3 * 2 ** 30, capacityBytes: 100 * 2 ** 30, freeBytes: 97 * 2 ** 30 },
     load: "Low",
     holdings: [{ name: "media", pieces: 12, bytes: 12 * 2 ** 20 }],
-    rebuild: { state: "Idle", epoch: 7, settledEpoch: 7, bytesLeft: 0, bytesPerSecond: 0, etaSeconds: 0 },
+    rebuild: {
+      state: "Idle",
+      epoch: 7,
+      settledEpoch: 7,
+      bytesLeft: 0,
+      bytesPerSecond: 0,
+      etaSeconds: 0,
+      volumes: [],
+    },
     deletedVolumes: [],
     ...over,
   };
@@ -197,27 +204,11 @@ describe("volumes and rebuild in the status", () => {
         bytesLeft: 5 * 2 ** 20,
         bytesPerSecond: 2 ** 20,
         etaSeconds: 5,
+        volumes: [{ name: "media", bytesLeft: 5 * 2 ** 20 }],
       },
     });
     assert.deepEqual(Object.keys(statusPatch(agentStatus(moving), stored, NOW) ?? {}), ["rebuild"]);
     const more = snapshot({ holdings: [{ name: "media", pieces: 13, bytes: 13 * 2 ** 20 }] });
     assert.deepEqual(Object.keys(statusPatch(agentStatus(more), stored, NOW) ?? {}), ["volumes"]);
-  });
-});
-
-describe("load level", () => {
-  test("two thresholds with a gap each way: a load on a threshold does not flap", () => {
-    const walk = (from: "Low" | "Medium" | "High", samples: number[]) =>
-      samples.reduce<"Low" | "Medium" | "High">((level, u) => nextLoadLevel(level, u), from);
-    assert.equal(walk("Low", [0.49, 0.49]), "Low");
-    assert.equal(walk("Low", [0.5]), "Medium");
-    assert.equal(walk("Medium", [0.4, 0.36]), "Medium");
-    assert.equal(walk("Medium", [0.34]), "Low");
-    assert.equal(walk("Medium", [0.9]), "High");
-    assert.equal(walk("High", [0.75]), "High");
-    assert.equal(walk("High", [0.6]), "Medium");
-    assert.equal(walk("High", [0.1]), "Low");
-    const levels = [0.49, 0.51, 0.49, 0.51, 0.49].map((_u, i, all) => walk("Low", all.slice(0, i + 1)));
-    assert.deepEqual(levels, ["Low", "Medium", "Medium", "Medium", "Medium"]);
   });
 });

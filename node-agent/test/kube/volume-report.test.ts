@@ -84,8 +84,20 @@ describe("the rebuild as reported", () => {
     assert.equal(nodeRebuildOf(progress({}), 0).settledEpoch, 4);
     assert.equal(nodeRebuildOf(progress({ pending: 2 }), 3).settledEpoch, 3);
     assert.equal(nodeRebuildOf(progress({ passes: 0 }), 0).settledEpoch, 0, "no pass yet");
+    const volumes = {
+      media: { bytesTotal: 8, bytesLeft: 6 },
+      clips: { bytesTotal: 4, bytesLeft: 4 },
+      done: { bytesTotal: 3, bytesLeft: 0 },
+    };
     const pulling = nodeRebuildOf(
-      progress({ state: "rebuilding", epoch: 5, bytesLeft: 10, rateBytesPerSecond: 5, etaSeconds: 2 }),
+      progress({
+        state: "rebuilding",
+        epoch: 5,
+        bytesLeft: 10,
+        rateBytesPerSecond: 5,
+        etaSeconds: 2,
+        volumes,
+      }),
       4,
     );
     assert.deepEqual(pulling, {
@@ -95,7 +107,13 @@ describe("the rebuild as reported", () => {
       bytesLeft: 10,
       bytesPerSecond: 5,
       etaSeconds: 2,
+      // Only the volumes with pieces still to pull, by name.
+      volumes: [
+        { name: "clips", bytesLeft: 4 },
+        { name: "media", bytesLeft: 6 },
+      ],
     });
+    assert.deepEqual(nodeRebuildOf(progress({ volumes }), 4).volumes, [], "idle: nothing listed");
     assert.equal(nodeRebuildOf(undefined, 0).state, "Off");
   });
 

@@ -15,36 +15,27 @@
 // compared, with slack, and printed; a top-rate pair spoiled by another
 // test's burst is measured again (twice at most).
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { Agent } from "../../src/agent.ts";
+import type { Agent } from "../../src/agent.ts";
 import { AgentClient } from "../../src/client/agent-client.ts";
-import type { ClusterMap } from "../../src/core/cluster-map.ts";
 import { placeFileStripe } from "../../src/core/file-placement.ts";
 import type { FileManifest } from "../../src/core/manifest.ts";
-import type { VolumeSpec } from "../../src/core/volume.ts";
 import { PieceIO } from "../../src/data/pieces.ts";
 import { silentLogger } from "../../src/log.ts";
 import { PeerClients } from "../../src/rpc/peer-client.ts";
 import type { PieceKey } from "../../src/storage/chunk-format.ts";
-import { freePort, sleep } from "../helpers/process-cluster.ts";
-import type { CpuHolderConfig } from "./helpers/cpu-holder.ts";
+import { sleep } from "../helpers/process-cluster.ts";
+import { hotVolume, loopbackMap, startCpuHolder, startReader, stopChildren } from "./helpers/cpu-holders.ts";
 
-const HOLDER_SCRIPT = fileURLToPath(new URL("./helpers/cpu-holder.ts", import.meta.url));
 const COST_MS = 10;
 const RATES = [20, 50, 80, 100];
 const STEP_MS = 2_500;
 const KiB = 1024;
-const VOLUME: VolumeSpec = {
-  name: "hot",
-  chunkSizeBytes: 64 * KiB,
-  redundancy: { replicas: 3 },
-  capacityBytes: 2 ** 40,
-};
+const VOLUME = hotVolume(3);
 const HOLDERS = ["h0", "h1", "h2"];
 
 interface Step {
@@ -69,70 +60,18 @@ describe("seed 002, experiment 3: 10 ms of CPU per request at rising rates", () 
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "mosaic-exp3-"));
-    const ids = ["reader", ...HOLDERS];
-    const addresses = await Promise.all(
-      ids.map(
-        async (): Promise<[string, string]> => [
-          `127.0.0.1:${await freePort("127.0.0.1")}`,
-          `127.0.0.2:${await freePort("127.0.0.2")}`,
-        ],
-      ),
-    );
-    const map: ClusterMap = {
-      epoch: 1,
-      nodes: ids.map((id, i) => ({ id, addresses: addresses[i] as [string, string], state: "up" as const })),
-    };
-    for (const [i, id] of HOLDERS.entries()) {
-      const config: CpuHolderConfig = {
-        nodeId: id,
-        listen: addresses[i + 1] as [string, string],
-        dataDir: join(root, id),
-        map,
-        volumes: [VOLUME],
-        costMs: COST_MS,
-      };
-      const child = spawn(process.execPath, [HOLDER_SCRIPT, JSON.stringify(config)], {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      holders.push(child);
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${id} not ready in 20 s`)), 20_000);
-        child.once("exit", (code) => reject(new Error(`${id} exited with ${code}`)));
-        child.stdout?.on("data", (d: Buffer) => {
-          if (d.toString().includes("ready")) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
-    }
-    reader = await Agent.start({
-      nodeId: "reader",
-      listen: addresses[0] as [string, string],
-      dataDir: join(root, "reader"),
-      capacityBytes: 2 ** 40,
-      map,
-      volumes: [VOLUME],
-      scrubRateBytesPerSecond: 0,
-      log: silentLogger(),
-    });
+    const map = await loopbackMap(["reader", ...HOLDERS]);
+    for (const id of HOLDERS)
+      holders.push((await startCpuHolder(map, id, root, VOLUME, { costMs: COST_MS })).child);
+    reader = await startReader(map, join(root, "reader"), VOLUME);
     peers = new PeerClients({ map: () => reader.map, log: silentLogger() });
   });
 
   after(async () => {
     peers?.close();
     await reader?.stop(500);
-    // Only the processes this test started, by PID; SIGKILL if SIGTERM is not enough.
-    await Promise.all(
-      holders.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 3_000);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
+    // Only the processes this test started, by PID.
+    await stopChildren(holders);
     await rm(root, { recursive: true, force: true });
   });
 

@@ -18,6 +18,8 @@ import { createCipheriv, createHash } from "node:crypto";
 import { createInterface } from "node:readline";
 import { AgentClient } from "../../src/client/agent-client.ts";
 import { isMosaicError } from "../../src/errors.ts";
+import { trustCluster } from "../../src/tls/client-trust.ts";
+import { MutualTls } from "../../src/tls/grpc-tls.ts";
 
 export interface WorkloadArgs {
   node: string;
@@ -28,6 +30,8 @@ export interface WorkloadArgs {
   sizeBytes: number;
   readers: number;
   writers: number;
+  /** A TLS directory of a client certificate of the cluster's CA, when its agents run mutual TLS. */
+  tlsDir?: string;
   /** Attempts per write (AgentClient.putRetrying: the source is replayable); a write fails only when all do. */
   writeAttempts?: number;
   verifyOnly?: boolean;
@@ -73,6 +77,9 @@ const MAGIC = 0x4d4f5341; // "MOSA"
 const PIECE_BYTES = 1024 * 1024;
 
 const args = JSON.parse(process.argv[2] ?? "{}") as WorkloadArgs;
+// Its agent checks this certificate; this checks that the agent reached is its node's.
+if (args.tlsDir !== undefined)
+  trustCluster([{ id: args.node, addresses: [args.agent, args.agent] }], await MutualTls.open(args.tlsDir));
 const client = new AgentClient(args.agent);
 const print = (line: object) => process.stdout.write(`${JSON.stringify({ node: args.node, ...line })}\n`);
 

@@ -74,6 +74,7 @@ used?: string
  */
 epoch?: number
 chunks?: ChunkCounts
+readReplicas?: ReadReplicas
 rebuild?: RebuildProgress
 conditions?: Condition[]
 }
@@ -81,6 +82,20 @@ export interface ChunkCounts {
 healthy?: number
 degraded?: number
 lost?: number
+}
+/**
+ * Temporary read copies of hot files (every holder of a stripe High), as the agents report them: added on other nodes, drained and removed once the load is gone. Absent while there are none.
+ */
+export interface ReadReplicas {
+count: number
+/**
+ * @maxItems 4096
+ */
+nodes?: NodeReadReplicas[]
+}
+export interface NodeReadReplicas {
+name: string
+count: number
 }
 export interface RebuildProgress {
 bytesLeft?: number
@@ -187,6 +202,10 @@ pieces: number
  * Their size on disk.
  */
 bytes: number
+/**
+ * Temporary read copies of hot stripes held here (serving or draining): not redundancy, gone again once their files cool down.
+ */
+readCopies?: number
 }
 /**
  * This agent's rebuild: pulling the pieces placement puts on it after a map change. Written on transitions, and while pieces move at most every few seconds.
@@ -207,4 +226,14 @@ settledEpoch?: number
 bytesLeft?: number
 bytesPerSecond?: number
 etaSeconds?: number
+/**
+ * The volumes with pieces left to pull in this pass (a failure touches only some), so each StripedVolume shows its own rebuild. Empty while nothing moves.
+ * 
+ * @maxItems 4096
+ */
+volumes?: VolumeRebuild[]
+}
+export interface VolumeRebuild {
+name: string
+bytesLeft: number
 }

@@ -1,6 +1,6 @@
 // `mosaic volumes` and `mosaic nodes`: what the cluster offers, which of its
 // agents answer on which channel, the state the agents agree each node is
-// in, and what each is rebuilding.
+// in, how loaded each is, and what each is rebuilding.
 import { type ClusterFile, readClusterFile } from "../../config.ts";
 import { describeRedundancy, layoutOf, toleratedLosses } from "../../core/volume.ts";
 import { formatBytes, table } from "../format.ts";
@@ -8,6 +8,7 @@ import {
   type ChannelAnswer,
   clusterStatus,
   describeEpochs,
+  describeReadCopies,
   describeRebuild,
   type NodeStatus,
 } from "../node-status.ts";
@@ -41,12 +42,18 @@ export async function nodes(options: OutputOptions): Promise<void> {
   if (options.json) return printJson(status.nodes);
   const cell = (c: NodeStatus["channels"][number]) => `${c.address} ${c.answers ? "answers" : "DOWN"}`;
   const rebuilds = status.nodes.map(describeRebuild);
-  const header = ["node", "state", "channel A", "channel B"];
-  const rows = status.nodes.map((n) => [n.id, n.state, ...n.channels.map(cell)]);
+  const header = ["node", "state", "load", "channel A", "channel B"];
+  const rows = status.nodes.map((n) => [n.id, n.state, n.load ?? "-", ...n.channels.map(cell)]);
   // A cluster with nothing to rebuild gets no rebuild column at all.
   if (rebuilds.some((r) => r !== "")) {
     header.push("rebuild");
     for (const [i, row] of rows.entries()) row.push(rebuilds[i] as string);
+  }
+  // Likewise temporary read copies of hot files: a column only while some node holds one.
+  const copies = status.nodes.map(describeReadCopies);
+  if (copies.some((c) => c !== "")) {
+    header.push("read copies");
+    for (const [i, row] of rows.entries()) row.push(copies[i] as string);
   }
   for (const line of table(header, rows)) printLine(line);
   const answering = status.nodes.filter((n) => n.epoch !== undefined);

@@ -48,7 +48,8 @@ export async function nodesIn(nodeId: string, options: { cluster: string }): Pro
       );
     }
     const next = withNodeState(status.map, nodeId, "up");
-    await writeClusterFile(options.cluster, { ...next, volumes: file.volumes });
+    // Everything but the map stays as it was: the volumes, and the local CA the agents and tools use.
+    await writeClusterFile(options.cluster, { ...file, ...next });
     const signalled = await reloadLocalAgents(options.cluster);
     if (signalled.length === 0) {
       printLine(

@@ -1,0 +1,115 @@
+// An owner's book of the read copies of the files it owns (load/read-copies.ts):
+// per file version, per stripe, until when it counts as read (hot) and its
+// temporary copies with their phase and reads in flight. Pure bookkeeping,
+// the clock handed in; what to do next is read-replicas.ts's, doing it is
+// the caller's. Readers are told only the serving copies (record()).
+import type { CopyPhase } from "./read-copy-holds.ts";
+import type { CopyRecord, OwnedCopy } from "./read-copy-messages.ts";
+import type { TempReplica } from "./read-replicas.ts";
+
+export interface BookCopy {
+  node: string;
+  phase: CopyPhase;
+  inFlight: number;
+  /** When its drain began (the owner's clock); removal waits for its reads at most drainTimeoutMs past it. */
+  drainingSinceMs?: number;
+}
+
+export interface BookStripe {
+  /** Until when readers' notes count it as being read. */
+  hotUntilMs: number;
+  /** Oldest first (read-replicas.ts drains the newest first). */
+  copies: BookCopy[];
+}
+
+export interface BookFile {
+  volume: string;
+  fileId: string;
+  version: number;
+  stripes: Map<number, BookStripe>;
+}
+
+/** Most files an owner tracks at once: a bound on memory whatever readers report. */
+export const BOOK_FILES_MAX = 4_096;
+
+export class ReadCopyBook {
+  readonly #files = new Map<string, BookFile>();
+
+  /**
+   * A reader found every holder of `stripe` High. A note about another
+   * version than the one booked is ignored (the owner's tick settles which
+   * is current); with the book full, a new file is not taken.
+   */
+  noteHot(volume: string, fileId: string, version: number, stripe: number, untilMs: number): void {
+    let file = this.#files.get(fileKey(volume, fileId));
+    if (file === undefined) {
+      if (this.#files.size >= BOOK_FILES_MAX) return;
+      file = { volume, fileId, version, stripes: new Map() };
+      this.#files.set(fileKey(volume, fileId), file);
+    }
+    if (file.version !== version) return;
+    const entry = file.stripes.get(stripe);
+    if (entry === undefined) file.stripes.set(stripe, { hotUntilMs: untilMs, copies: [] });
+    else entry.hotUntilMs = Math.max(entry.hotUntilMs, untilMs);
+  }
+
+  file(volume: string, fileId: string): BookFile | undefined {
+    return this.#files.get(fileKey(volume, fileId));
+  }
+
+  files(): BookFile[] {
+    return [...this.#files.values()];
+  }
+
+  forget(volume: string, fileId: string): void {
+    this.#files.delete(fileKey(volume, fileId));
+  }
+
+  /** Drops stripes neither read nor copied any more, then files with no stripe left. */
+  prune(nowMs: number): void {
+    for (const [k, file] of this.#files) {
+      for (const [stripe, entry] of file.stripes)
+        if (entry.copies.length === 0 && entry.hotUntilMs <= nowMs) file.stripes.delete(stripe);
+      if (file.stripes.size === 0) this.#files.delete(k);
+    }
+  }
+
+  /** The serving copies readers may use; undefined when the file has none booked. */
+  record(volume: string, fileId: string): CopyRecord | undefined {
+    const file = this.#files.get(fileKey(volume, fileId));
+    if (file === undefined) return undefined;
+    const copies: CopyRecord["copies"] = [];
+    for (const [stripe, entry] of file.stripes)
+      for (const c of entry.copies) if (c.phase === "serving") copies.push({ stripe, node: c.node });
+    return { version: file.version, copies };
+  }
+
+  owned(): OwnedCopy[] {
+    return this.files().flatMap((f) =>
+      [...f.stripes].flatMap(([stripe, entry]) =>
+        entry.copies.map((c) => ({
+          volume: f.volume,
+          fileId: f.fileId,
+          version: f.version,
+          stripe,
+          node: c.node,
+          phase: c.phase,
+          inFlight: c.inFlight,
+        })),
+      ),
+    );
+  }
+}
+
+/** A stripe's copies as read-replicas.ts takes them: a drain older than `drainTimeoutMs` is overdue. */
+export function tempsOf(entry: BookStripe, nowMs: number, drainTimeoutMs: number): TempReplica[] {
+  return entry.copies.map((c) => {
+    const t: TempReplica = { node: c.node, phase: c.phase, inFlight: c.inFlight };
+    if (c.drainingSinceMs !== undefined && nowMs - c.drainingSinceMs > drainTimeoutMs) t.overdue = true;
+    return t;
+  });
+}
+
+function fileKey(volume: string, fileId: string): string {
+  return `${volume}/${fileId}`;
+}
