@@ -138,15 +138,22 @@ export function killAll(pids: number[]): void {
 }
 
 /**
- * A base port such that base..base+2n-1 are free on 127.0.0.1 and
- * 127.0.0.2: random in 20000–40000, retried until a whole range is free.
+ * A base port such that every port `mosaic up --nodes n` listens on is free:
+ * the channels (base..base+2n-1 on 127.0.0.1 and 127.0.0.2) and the
+ * gateways (base+2n..base+3n-1 on 127.0.0.1). Below Linux's ephemeral range
+ * (32768 and up), so no outgoing connection takes one between this check
+ * and the agents' listen.
  */
 export async function freeBasePort(nodes: number): Promise<number> {
+  const span = 3 * nodes;
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + 2 * Math.floor(Math.random() * 10_000);
+    const base = 20_000 + 2 * Math.floor(Math.random() * ((32_768 - 20_000 - span) / 2));
     let free = true;
     for (let i = 0; i < nodes && free; i++) {
-      free = (await canListen("127.0.0.1", base + 2 * i)) && (await canListen("127.0.0.2", base + 2 * i + 1));
+      free =
+        (await canListen("127.0.0.1", base + 2 * i)) &&
+        (await canListen("127.0.0.2", base + 2 * i + 1)) &&
+        (await canListen("127.0.0.1", base + 2 * nodes + i));
     }
     if (free) return base;
   }

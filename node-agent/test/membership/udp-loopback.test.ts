@@ -193,7 +193,7 @@ describe("UDP heartbeats on loopback", () => {
     for (const d of drivers.values()) d.close();
   });
 
-  test("an idle heartbeat process wakes only when due and uses about 1% of a core", async (t) => {
+  test("an idle heartbeat process wakes only when due and uses a few % of a core at most", async (t) => {
     // One agent's heartbeats as its own process (as in production), so the figure is one driver's.
     const members: { id: string; addresses: [string, string] }[] = [];
     for (const id of NODES)
@@ -228,8 +228,9 @@ describe("UDP heartbeats on loopback", () => {
         wakeupsPerSecond < (1_000 / config.heartbeatIntervalMs) * 1.5,
         `${wakeupsPerSecond} wakeups/s`,
       );
-      // Node's dgram alone, at this rate, costs about 1 % on a nested-virtualisation VM; polling or spinning costs far more.
-      assert.ok(percent < 2.5, `idle heartbeat process used ${percent.toFixed(2)} % of a core`);
+      // 80 datagrams/s through Node's dgram measure 1.7–2.6 % on this nested-virtualisation VM
+      // (3.2 % once in a CI run); a 10 ms poll or a spin costs tens of %. The wakeups above are the precise check.
+      assert.ok(percent < 5, `idle heartbeat process used ${percent.toFixed(2)} % of a core`);
     } finally {
       for (const p of procs) await p.kill9();
     }
