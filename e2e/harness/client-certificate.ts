@@ -4,8 +4,7 @@
 // (certificates.ts), which agents take and can never pass for an agent. The
 // bundle is the operator's published one, so a rotation's overlap holds.
 
-import { issueClientCertificate } from "../../node-agent/src/tls/certificates.ts";
-import { writeTlsFiles } from "../../node-agent/src/tls/tls-files.ts";
+import { writeToolTlsDir } from "../../node-agent/src/tls/tool-certificate.ts";
 import { AGENT_CA_BUNDLE, AGENT_CA_SECRET, CA_BUNDLE_KEY } from "../../operator/src/api/agent-tls.ts";
 import type { Kubectl } from "../scenarios/chaos-cluster.ts";
 
@@ -25,10 +24,7 @@ export async function writeClientTlsDir(
   const bundle = JSON.parse(
     (await kubectl(["get", "configmap", "-n", namespace, AGENT_CA_BUNDLE, "-o", "json"])).stdout,
   ) as { data: Record<string, string> };
-  const pair = await issueClientCertificate(
-    { certificate: decode("tls.crt"), privateKey: decode("tls.key") },
-    name,
-  );
-  await writeTlsFiles(dir, { ca: bundle.data[CA_BUNDLE_KEY] ?? "", ...pair });
+  const ca = { certificate: decode("tls.crt"), privateKey: decode("tls.key") };
+  await writeToolTlsDir({ ca, trusted: bundle.data[CA_BUNDLE_KEY] ?? "" }, name, dir);
   return true;
 }

@@ -46,7 +46,7 @@ export async function runAgentProcess(options: AgentProcessOptions): Promise<voi
   // Without --tls-dir or --insecure, a cluster file with a local CA names this node's directory.
   const tlsDir =
     options.tlsDir ??
-    (options.insecure !== true && cluster.tls !== undefined
+    (options.insecure !== true && cluster.tls?.dir !== undefined
       ? localAgentTlsDir(cluster.tls.dir, options.nodeId)
       : undefined);
   const tls = await agentTls({ ...options, ...(tlsDir === undefined ? {} : { tlsDir }) }, log);

@@ -13,11 +13,13 @@ import { localClientTlsDir } from "./tls/local-ca.ts";
 export interface ClusterFile extends ClusterMap {
   volumes: VolumeSpec[];
   /**
-   * The cluster runs mutual TLS with a local CA (tls/local-ca.ts) in this
-   * directory: `<dir>/<node>` is each agent's, `<dir>/client` the tools'.
+   * The cluster runs mutual TLS. `dir`: a local CA's directory (tls/local-ca.ts),
+   * `<dir>/<node>` each agent's, `<dir>/client` the tools'. `client`: the
+   * tools' own TLS directory instead (`mosaic certificate`), which is all a
+   * cluster file for agents run elsewhere (Kubernetes) needs.
    * Absent: the agents take their --tls-dir, or run without TLS.
    */
-  tls?: { dir: string };
+  tls?: { dir?: string; client?: string };
 }
 
 export async function readClusterFile(path: string): Promise<ClusterFile> {
@@ -38,13 +40,17 @@ export async function readClusterFile(path: string): Promise<ClusterFile> {
     throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `cluster file ${path} is not valid JSON`, { cause });
   }
   const cluster = validateClusterFile(value, path);
-  if (cluster.tls !== undefined) await trustLocalCluster(cluster, cluster.tls.dir);
+  if (cluster.tls !== undefined) await trustClusterTls(cluster, cluster.tls);
   return cluster;
 }
 
-/** Clients in this process reach `cluster`'s agents with the tools' certificate under `tlsDir` (client-trust.ts). */
-export async function trustLocalCluster(cluster: ClusterMap, tlsDir: string): Promise<void> {
-  trustCluster(cluster.nodes, await MutualTls.open(localClientTlsDir(tlsDir)));
+/** Clients in this process reach `cluster`'s agents with the tools' certificate (client-trust.ts). */
+export async function trustClusterTls(
+  cluster: ClusterMap,
+  tls: NonNullable<ClusterFile["tls"]>,
+): Promise<void> {
+  const dir = tls.client ?? localClientTlsDir(tls.dir as string);
+  trustCluster(cluster.nodes, await MutualTls.open(dir));
 }
 
 export async function writeClusterFile(path: string, cluster: ClusterFile): Promise<void> {
@@ -77,10 +83,19 @@ function validateClusterFile(value: unknown, path: string): ClusterFile {
       throw bad(`node ${n.id}: state must be up, down or out`);
   }
   for (const v of c.volumes) validateVolumeSpec(v);
-  if (
-    c.tls !== undefined &&
-    (typeof c.tls !== "object" || c.tls === null || typeof c.tls.dir !== "string" || c.tls.dir === "")
-  )
-    throw bad("tls must be { dir: <directory of the local CA> }");
+  if (c.tls !== undefined) {
+    const named = (v: unknown) => v === undefined || (typeof v === "string" && v !== "");
+    const tls = c.tls as { dir?: unknown; client?: unknown } | null;
+    if (
+      typeof tls !== "object" ||
+      tls === null ||
+      (tls.dir === undefined && tls.client === undefined) ||
+      !named(tls.dir) ||
+      !named(tls.client)
+    )
+      throw bad(
+        "tls must be { dir: <directory of the local CA> } and/or { client: <the tools' TLS directory> }",
+      );
+  }
   return c as ClusterFile;
 }

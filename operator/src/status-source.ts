@@ -97,6 +97,8 @@ function volumeView(v: StripedVolume): VolumeView {
     used: s?.used ?? null,
     chunks:
       c === undefined ? null : { healthy: c.healthy ?? 0, degraded: c.degraded ?? 0, lost: c.lost ?? 0 },
+    // The agents' reports leave readReplicas out while there are none.
+    readCopies: s === undefined ? null : (s.readReplicas?.count ?? 0),
     rebuild:
       r === undefined
         ? null

@@ -17,6 +17,7 @@ import { AgentCertificate } from "../../node-agent/src/kube/agent-certificate.ts
 import { silentLogger } from "../../node-agent/src/log.ts";
 import { certificateFacts, signedBy } from "../../node-agent/src/tls/certificates.ts";
 import { materialProblem, readTlsFiles } from "../../node-agent/src/tls/tls-files.ts";
+import { runMosaic } from "../../node-agent/test/cli/cli-helpers.ts";
 import { ROTATE_CA_ANNOTATION } from "../src/agent-ca.ts";
 import { AgentCertificates } from "../src/agent-certificates.ts";
 import { AGENT_CA_BUNDLE, AGENT_CA_SECRET, AGENT_SIGNER } from "../src/api/agent-tls.ts";
@@ -36,6 +37,7 @@ describe("agents' certificates through CSRs, on a real kube-apiserver", () => {
   let signer: AgentCertificates;
   let dir: string;
   const rests = new Map<string, KubeRest>();
+  let agentKubeconfig: string;
 
   /** A KubeRest acting as the agent pod `pod` (a token bound to it, as its projected volume holds). */
   const asPod = async (pod: string): Promise<KubeRest> => {
@@ -95,6 +97,7 @@ describe("agents' certificates through CSRs, on a real kube-apiserver", () => {
     dir = await mkdtemp(join(tmpdir(), "mosaic-agent-csr-"));
     const started = await controlPlaneForAgents(NS);
     cp = started.cp;
+    agentKubeconfig = started.agentKubeconfig;
     for (const [node, pod, labels] of [
       ["node-a", "agent-a", AGENT_LABELS],
       ["node-b", "agent-b", AGENT_LABELS],
@@ -156,6 +159,24 @@ describe("agents' certificates through CSRs, on a real kube-apiserver", () => {
     assert.equal(await can("get", `secrets/${AGENT_CA_SECRET}`, "-n", NS), "no");
     assert.equal(await can("get", `configmaps/${AGENT_CA_BUNDLE}`, "-n", NS), "yes");
     assert.equal(await can("approve", `signers.certificates.k8s.io/${AGENT_SIGNER}`), "no");
+  });
+
+  test("mosaic certificate --kubernetes: an administrator's tool certificate from the CA Secret; the agents' ServiceAccount cannot", async () => {
+    const out = join(dir, "tls-ops");
+    const run = (kubeconfig: string) =>
+      runMosaic(["certificate", "ops", "--kubernetes", "--namespace", NS, "--out", out], {
+        env: { KUBECONFIG: kubeconfig },
+      });
+    const issued = await run(cp.kubeconfig);
+    assert.equal(issued.code, 0, issued.stderr);
+    const material = await readTlsFiles(out);
+    assert.equal(materialProblem(material), undefined);
+    assert.deepEqual(certificateFacts(material.certificate).dnsNames, ["ops.client.mosaic.dev"]);
+    assert.ok(await signedBy(material.certificate, (await secretCa()).certificate));
+    assert.equal(material.ca, await bundle(), "trusts the operator's bundle");
+    const asAgent = await run(agentKubeconfig);
+    assert.notEqual(asAgent.code, 0);
+    assert.match(asAgent.stderr, /^mosaic: secrets mosaic-system\/mosaic-agent-ca: .*forbidden/i);
   });
 
   test("an agent's CSR is approved and signed; its TLS directory then serves", async () => {

@@ -16,9 +16,9 @@ import { expectTestFile, putTestFile, testFile } from "../../node-agent/test/hel
 import { CLUSTER_MAP_CONFIGMAP, CLUSTER_MAP_KEY, decodeClusterMap } from "../src/api/cluster-map.ts";
 import type { ClusterNode } from "../src/api/types.ts";
 import { ClusterNodeController } from "../src/cluster-node-controller.ts";
-import { Operator } from "../src/framework/operator.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { controlPlaneForAgents, eventsOn, KubeAgents } from "./helpers/kube-agents.ts";
+import { eventsOn, type KubeAgents } from "./helpers/kube-agents.ts";
+import { type OperatorWithAgents, startOperatorWithAgents } from "./helpers/operator-with-agents.ts";
 
 const NS = "mosaic-system";
 const LEASE_SECONDS = 2;
@@ -30,9 +30,9 @@ const WAIT_MS = 60_000;
 
 describe("agents in Kubernetes with the operator, on a real kube-apiserver", () => {
   let cp: ControlPlane;
-  let operator: Operator;
   let controller: ClusterNodeController;
   let agents: KubeAgents;
+  let setting: OperatorWithAgents | undefined;
   const nodes = [0, 1, 2];
   const file = testFile("media", "films/clip.mp4", 5 * 2 ** 20 + 12_345);
   const copies = testFile("replicated", "thumbs/poster.jpg", 3 * 2 ** 20 + 999);
@@ -63,37 +63,25 @@ describe("agents in Kubernetes with the operator, on a real kube-apiserver", () 
   const logs = () => nodes.map((i) => `--- ${agents.nodeName(i)}\n${agents.logTail(i)}`).join("\n");
 
   before(async () => {
-    const ready = await controlPlaneForAgents(NS);
-    cp = ready.cp;
-    operator = new Operator({
-      kubeconfig: ready.operatorKubeconfig,
-      identity: "test-operator",
-      log: silentLogger(),
-    });
-    controller = operator.run(
-      new ClusterNodeController({
-        kc: operator.kc,
-        rest: operator.rest,
-        namespace: NS,
-        outGraceMs: GRACE_MS,
-        log: silentLogger(),
-      }),
+    setting = await startOperatorWithAgents(
+      NS,
+      (o) => {
+        controller = o.run(
+          new ClusterNodeController({
+            kc: o.kc,
+            rest: o.rest,
+            namespace: NS,
+            outGraceMs: GRACE_MS,
+            log: silentLogger(),
+          }),
+        );
+      },
+      { count: nodes.length, leaseSeconds: LEASE_SECONDS, outGraceMs: AGENTS_OUT_GRACE_MS },
     );
-    await operator.start();
-    agents = await KubeAgents.start({
-      count: nodes.length,
-      kubeconfig: ready.agentKubeconfig,
-      namespace: NS,
-      leaseSeconds: LEASE_SECONDS,
-      outGraceMs: AGENTS_OUT_GRACE_MS,
-    });
+    ({ cp, agents } = setting);
   });
 
-  after(async () => {
-    await agents?.stop();
-    await operator?.stop();
-    await cp?.stop();
-  });
+  after(() => setting?.stop());
 
   test("each agent creates its ClusterNode and reports both channels: kubectl get cn shows them", async () => {
     const ms = await eventually(

@@ -20,11 +20,12 @@ import { readCopyKey } from "../../node-agent/src/storage/piece-key.ts";
 import { putTestFile, testFile } from "../../node-agent/test/helpers/cluster-files.ts";
 import { CLUSTER_MAP_CONFIGMAP, CLUSTER_MAP_KEY, decodeClusterMap } from "../src/api/cluster-map.ts";
 import type { ClusterNode, StripedVolume, StripedVolumeStatus } from "../src/api/types.ts";
-import { Operator } from "../src/framework/operator.ts";
+import type { Operator } from "../src/framework/operator.ts";
 import { CLUSTER_NODES, objectPath, STRIPED_VOLUMES } from "../src/framework/resources.ts";
 import { runMembershipAndVolumes } from "../src/membership-and-volumes.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { controlPlaneForAgents, eventsOn, KubeAgents } from "./helpers/kube-agents.ts";
+import { eventsOn, type KubeAgents } from "./helpers/kube-agents.ts";
+import { type OperatorWithAgents, startOperatorWithAgents } from "./helpers/operator-with-agents.ts";
 
 const NS = "mosaic-system";
 const VOLUME = "hot";
@@ -34,6 +35,7 @@ describe("read replicas in StripedVolume status and Events, on a real kube-apise
   let cp: ControlPlane;
   let operator: Operator;
   let agents: KubeAgents;
+  let setting: OperatorWithAgents | undefined;
   let peers: PeerClients | undefined;
   const logs = () => [0, 1, 2].map((i) => `--- ${agents.nodeName(i)}\n${agents.logTail(i)}`).join("\n");
   const status = async (): Promise<StripedVolumeStatus | undefined> =>
@@ -42,29 +44,17 @@ describe("read replicas in StripedVolume status and Events, on a real kube-apise
     (await eventsOn(cp, "StripedVolume", VOLUME)).map((e) => `${e.type} ${e.reason}: ${e.message}`);
 
   before(async () => {
-    const ready = await controlPlaneForAgents(NS);
-    cp = ready.cp;
-    operator = new Operator({
-      kubeconfig: ready.operatorKubeconfig,
-      identity: "test-operator",
-      log: silentLogger(),
-    });
-    runMembershipAndVolumes(operator, { namespace: NS, outGraceMs: 5_000, log: silentLogger() });
-    await operator.start();
-    agents = await KubeAgents.start({
-      count: 3,
-      kubeconfig: ready.agentKubeconfig,
-      namespace: NS,
-      leaseSeconds: 2,
-      outGraceMs: 600_000,
-    });
+    setting = await startOperatorWithAgents(
+      NS,
+      (o) => runMembershipAndVolumes(o, { namespace: NS, outGraceMs: 5_000, log: silentLogger() }),
+      { count: 3, leaseSeconds: 2, outGraceMs: 600_000 },
+    );
+    ({ cp, operator, agents } = setting);
   });
 
   after(async () => {
     peers?.close();
-    await agents?.stop();
-    await operator?.stop();
-    await cp?.stop();
+    await setting?.stop();
   });
 
   test("a copy held shows per node and in all with ReadReplicaAdded; released, it goes with ReadReplicaRemoved", async () => {

@@ -72,6 +72,7 @@ const VOLUME: StripedVolume = {
     epoch: 7,
     chunks: { healthy: 9000, degraded: 120, lost: 0 },
     rebuild: { bytesLeft: 3_221_225_472, bytesPerSecond: 67_108_864, etaSeconds: 48 },
+    readReplicas: { count: 2, nodes: [] },
     conditions: [
       { type: "Ready", status: "True", reason: "Readable", message: "every file readable" },
       {
@@ -135,6 +136,7 @@ test("nodes and volumes with statuses become the page's snapshot, sorted by name
       capacity: "1Ti",
       used: null,
       chunks: null,
+      readCopies: null,
       rebuild: null,
       message: null,
     },
@@ -145,6 +147,7 @@ test("nodes and volumes with statuses become the page's snapshot, sorted by name
       capacity: "20Ti",
       used: "1.5Ti",
       chunks: { healthy: 9000, degraded: 120, lost: 0 },
+      readCopies: 2,
       rebuild: { bytesLeft: 3_221_225_472, bytesPerSecond: 67_108_864, etaSeconds: 48 },
       message: "worker-0 is out: 120 pieces moving",
     },

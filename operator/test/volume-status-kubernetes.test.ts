@@ -18,12 +18,13 @@ import { putTestFile, testFile } from "../../node-agent/test/helpers/cluster-fil
 import { daemonSetProbe, healthCheck } from "../../node-agent/test/kube/health-check.ts";
 import { CLUSTER_MAP_CONFIGMAP, CLUSTER_MAP_KEY, decodeClusterMap } from "../src/api/cluster-map.ts";
 import type { StripedVolume, StripedVolumeStatus } from "../src/api/types.ts";
-import { Operator } from "../src/framework/operator.ts";
+import type { Operator } from "../src/framework/operator.ts";
 import { objectPath, STRIPED_VOLUMES } from "../src/framework/resources.ts";
 import { runMembershipAndVolumes } from "../src/membership-and-volumes.ts";
 import { VOLUME_DATA_FINALIZER } from "../src/striped-volume-controller.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { controlPlaneForAgents, eventsOn, KubeAgents } from "./helpers/kube-agents.ts";
+import { eventsOn, type KubeAgents } from "./helpers/kube-agents.ts";
+import { type OperatorWithAgents, startOperatorWithAgents } from "./helpers/operator-with-agents.ts";
 
 const NS = "mosaic-system";
 const LEASE_SECONDS = 2;
@@ -48,6 +49,7 @@ describe("StripedVolume status and agent readiness, on a real kube-apiserver", (
   let cp: ControlPlane;
   let operator: Operator;
   let agents: KubeAgents;
+  let setting: OperatorWithAgents | undefined;
   const nodes = [0, 1, 2];
   const logs = () => nodes.map((i) => `--- ${agents.nodeName(i)}\n${agents.logTail(i)}`).join("\n");
 
@@ -71,30 +73,20 @@ describe("StripedVolume status and agent readiness, on a real kube-apiserver", (
     (await eventsOn(cp, "StripedVolume", VOLUME)).map((e) => `${e.type} ${e.reason}: ${e.message}`);
 
   before(async () => {
-    const ready = await controlPlaneForAgents(NS);
-    cp = ready.cp;
-    operator = new Operator({
-      kubeconfig: ready.operatorKubeconfig,
-      identity: "test-operator",
-      log: silentLogger(),
-    });
-    runMembershipAndVolumes(operator, { namespace: NS, outGraceMs: GRACE_MS, log: silentLogger() });
-    await operator.start();
-    agents = await KubeAgents.start({
-      count: nodes.length,
-      kubeconfig: ready.agentKubeconfig,
-      namespace: NS,
-      leaseSeconds: LEASE_SECONDS,
-      outGraceMs: 600_000,
-      agentArgs: ["--rebuild-rate", REBUILD_RATE],
-    });
+    setting = await startOperatorWithAgents(
+      NS,
+      (o) => runMembershipAndVolumes(o, { namespace: NS, outGraceMs: GRACE_MS, log: silentLogger() }),
+      {
+        count: nodes.length,
+        leaseSeconds: LEASE_SECONDS,
+        outGraceMs: 600_000,
+        agentArgs: ["--rebuild-rate", REBUILD_RATE],
+      },
+    );
+    ({ cp, operator, agents } = setting);
   });
 
-  after(async () => {
-    await agents?.stop();
-    await operator?.stop();
-    await cp?.stop();
-  });
+  after(() => setting?.stop());
 
   test("each agent answers kubelet's probe on its pod IP: SERVING once the map has it up", async () => {
     await eventually(

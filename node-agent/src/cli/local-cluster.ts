@@ -7,7 +7,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, open } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { AgentClient } from "../client/agent-client.ts";
-import { trustLocalCluster, writeClusterFile } from "../config.ts";
+import { trustClusterTls, writeClusterFile } from "../config.ts";
 import { NODE_FLAGS } from "../node-flags.ts";
 import { localAgentTlsDir, prepareLocalTls } from "../tls/local-ca.ts";
 import { failoverArgs } from "./failover-options.ts";
@@ -62,7 +62,7 @@ export class LocalCluster {
         plan.tlsDir,
         plan.agents.map((a) => a.id),
       );
-      await trustLocalCluster(plan.cluster, plan.tlsDir);
+      await trustClusterTls(plan.cluster, { dir: plan.tlsDir });
     }
     await writeClusterFile(plan.clusterFile, plan.cluster);
     const children = plan.agents.map((agent) => spawnAgent(plan, agent));

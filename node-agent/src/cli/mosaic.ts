@@ -2,10 +2,12 @@
 // The `mosaic` command line: run an agent, bring up a local cluster, and
 // put / get / ls / stat / rm files against a running cluster. Wiring only:
 // each command's work lives in commands/.
+import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { runAgentProcess } from "../agent-main.ts";
 import { runKubernetesAgent } from "../kube/kube-agent.ts";
 import { LOCAL_STATUS_PORT_DEFAULT } from "../status/local-status.ts";
+import { certificate } from "./commands/certificate.ts";
 import { nodes, volumes } from "./commands/cluster.ts";
 import { ls, rm, statFile } from "./commands/files.ts";
 import { get } from "./commands/get.ts";
@@ -21,7 +23,7 @@ import {
 } from "./failover-options.ts";
 import { describeFailure } from "./failure.ts";
 import { NODES_MAX } from "./local-plan.ts";
-import { integerIn, parseSize } from "./parse.ts";
+import { dnsLabel, integerIn, parseSize } from "./parse.ts";
 import { exitQuietlyWhenStdoutCloses } from "./session.ts";
 import { defaultClusterFile, defaultLocalDir, type TargetOptions } from "./target.ts";
 
@@ -332,6 +334,34 @@ nodesCommand
   .configureOutput({ outputError: (text, write) => write(usageLine("mosaic nodes in", text)) })
   .addHelpText("after", `\nExample:\n  $ ${MOSAIC} nodes in node-2`)
   .action((node: string, _: unknown, cmd: Command) => nodesIn(node, targetOf(cmd)));
+
+command(
+  "certificate",
+  "issue a tool's own certificate for agents that require mutual TLS: <name>.client.mosaic.dev, signed by " +
+    "the agents' CA, written as a TLS directory (ca.crt, tls.crt, tls.key) that a cluster file names in " +
+    '"tls": {"client": …}. Agents take its calls; it can never pass for an agent',
+  `${MOSAIC} certificate backup-job --out ~/.mosaic/backup-job`,
+  `${MOSAIC} certificate ops --kubernetes --namespace mosaic-system --out ./ops-tls   # an administrator's kubeconfig`,
+)
+  .summary("issue a tool certificate (<name>.client.mosaic.dev) from the agents' CA")
+  .argument("<name>", "the tool's name, a DNS label (e.g. backup-job)", dnsLabel)
+  .requiredOption("--out <dir>", "TLS directory to write (made if missing; replaced at once if present)")
+  .option("--ca <dir>", "directory with the CA's ca.crt and ca.key", join(defaultLocalDir(), "tls", "ca"))
+  .option(
+    "--kubernetes",
+    "take the CA from the operator's Secret mosaic-agent-ca with the current kubeconfig (needs the right to read it)",
+  )
+  .option("--namespace <ns>", "the release's namespace, with --kubernetes", "mosaic-system")
+  .option("--days <n>", "days the certificate is valid, 1 to 365", integerIn(1, 365), 7)
+  .action(
+    (name: string, o: { out: string; ca: string; kubernetes?: boolean; namespace: string; days: number }) =>
+      certificate(name, {
+        out: o.out,
+        caDir: o.ca,
+        days: o.days,
+        ...(o.kubernetes === true ? { kubernetes: { namespace: o.namespace } } : {}),
+      }),
+  );
 
 exitQuietlyWhenStdoutCloses();
 try {

@@ -5,6 +5,7 @@ import { InvalidArgumentError } from "commander";
 import { validateFileName } from "../core/names.ts";
 import { VOLUME_NAME } from "../core/volume.ts";
 import { isMosaicError } from "../errors.ts";
+import { isDnsLabel } from "../tls/certificates.ts";
 
 /** An argument the user must fix: reported in one line with exit code 2. */
 export class UsageError extends Error {
@@ -54,6 +55,15 @@ export function parseDuration(text: string): number {
   if (ms < 1) throw new InvalidArgumentError(`${JSON.stringify(text)} is shorter than 1ms`);
   if (ms > DURATION_MAX_MS) throw new InvalidArgumentError(`${JSON.stringify(text)} is longer than 24 days`);
   return ms;
+}
+
+/** A name that can go into a certificate (tls/certificates.ts). */
+export function dnsLabel(text: string): string {
+  if (!isDnsLabel(text))
+    throw new InvalidArgumentError(
+      `${JSON.stringify(text)} is not a DNS label (a-z, 0-9 and inner dashes, at most 63 characters)`,
+    );
+  return text;
 }
 
 /** A commander parser for an integer in [min, max]. */

@@ -1,13 +1,17 @@
 // What this node's store holds of each volume: chunk files and their bytes,
 // counted from the directory tree (storage/chunk-layout.ts). The store keeps
 // one total only, so this walks the tree; callers run it at a low rate.
+// Temporary read copies (load/read-copies.ts) are not counted: they are no
+// redundancy, StripedVolume's chunks.healthy sums these counts, and the
+// copies have their own report (status.readReplicas).
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { VolumeHolding } from "@mosaic/operator/api/crds.generated.ts";
 import { ChunkLayout, parsePieceFileName } from "../storage/chunk-layout.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
+import { isReadCopy } from "../storage/piece-key.ts";
 
-/** Per volume on disk, its chunk files and their bytes (a file removed meanwhile is not counted). */
+/** Per volume on disk, its chunk files and their bytes (a file removed meanwhile, or a read copy, is not counted). */
 export async function scanHoldings(store: Pick<ChunkStore, "dir" | "volumes">): Promise<VolumeHolding[]> {
   const layout = new ChunkLayout(store.dir);
   const holdings: VolumeHolding[] = [];
@@ -18,7 +22,8 @@ export async function scanHoldings(store: Pick<ChunkStore, "dir" | "volumes">): 
       () => [],
     );
     for (const entry of entries) {
-      if (!entry.isFile() || parsePieceFileName(entry.name) === undefined) continue;
+      const piece = entry.isFile() ? parsePieceFileName(entry.name) : undefined;
+      if (piece === undefined || isReadCopy(piece)) continue;
       const size = await lstat(join(entry.parentPath, entry.name)).then(
         (s) => s.size,
         () => undefined,

@@ -126,6 +126,15 @@ function isRebuilding(p: RebuildProgress | undefined): boolean {
   return p !== undefined && (p.state !== "idle" || p.bytesLeft > 0);
 }
 
+/** The copies every answering agent holds of the volume; null when none said (an agent older than read copies). */
+function readCopiesOf(volume: string, nodes: NodeStatus[]): number | null {
+  const told = nodes.filter((n) => n.readCopies !== undefined);
+  if (told.length === 0) return null;
+  return told
+    .flatMap((n) => n.readCopies ?? [])
+    .reduce((sum, h) => sum + (h.volume === volume ? h.count : 0), 0);
+}
+
 /**
  * Failed when more nodes are down than its redundancy covers; Rebuilding
  * while any agent pulls pieces; Degraded while a node is down; else Healthy.
@@ -156,6 +165,7 @@ function volumeView(spec: VolumeSpec, map: ClusterMap, nodes: NodeStatus[]): Vol
     capacity: formatBytes(spec.capacityBytes),
     used: null,
     chunks: null,
+    readCopies: readCopiesOf(spec.name, nodes),
     rebuild:
       rebuilding.length === 0
         ? null

@@ -54,6 +54,8 @@ export interface VolumeView {
   capacity: string | null;
   used: string | null;
   chunks: ChunkCountsView | null;
+  /** Temporary read copies of its hot stripes, serving or draining (seed 002); null when the source cannot know. */
+  readCopies: number | null;
   rebuild: Omit<RebuildView, "state"> | null;
   message: string | null;
 }

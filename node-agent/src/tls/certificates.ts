@@ -44,15 +44,24 @@ export interface CertificateFacts {
   dnsNames: string[];
 }
 
-/** `node-1` → `node-1.agent.mosaic.dev`; a node id that is no DNS label is refused. */
-export function agentDnsName(nodeId: string): string {
-  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(nodeId)) {
+/** Names in certificates are DNS labels: a-z, 0-9 and inner dashes, at most 63. */
+export function isDnsLabel(name: string): boolean {
+  return /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name);
+}
+
+function checkedLabel(what: string, name: string): string {
+  if (!isDnsLabel(name)) {
     throw new MosaicError(
       "MOSAIC_ERR_BAD_REQUEST",
-      `node id ${JSON.stringify(nodeId)} cannot name a certificate: it must be a DNS label (a-z, 0-9, -; at most 63)`,
+      `${what} ${JSON.stringify(name)} cannot name a certificate: it must be a DNS label (a-z, 0-9, -; at most 63)`,
     );
   }
-  return `${nodeId}${AGENT_DNS_SUFFIX}`;
+  return name;
+}
+
+/** `node-1` → `node-1.agent.mosaic.dev`; a node id that is no DNS label is refused. */
+export function agentDnsName(nodeId: string): string {
+  return `${checkedLabel("node id", nodeId)}${AGENT_DNS_SUFFIX}`;
 }
 
 /** The node a DNS name of an agent certificate names; undefined for any other name. */
@@ -147,7 +156,7 @@ export function issueClientCertificate(
   name: string,
   options: { now?: Date; validityMs?: number } = {},
 ): Promise<KeyPairPem> {
-  const label = nodeOfDnsName(agentDnsName(name)) as string; // checked as a DNS label
+  const label = checkedLabel("tool name", name);
   return issueWithNewKey(ca, { commonName: name, dnsName: `${label}${CLIENT_DNS_SUFFIX}` }, options);
 }
 

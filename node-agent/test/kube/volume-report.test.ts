@@ -14,6 +14,7 @@ import { nodeRebuildOf, rebuildReportDue } from "../../src/kube/node-rebuild.ts"
 import { VolumePurger } from "../../src/kube/volume-purge.ts";
 import { silentLogger } from "../../src/log.ts";
 import { ChunkStore } from "../../src/storage/chunk-store.ts";
+import { readCopyKey } from "../../src/storage/piece-key.ts";
 
 const FILE = "0123456789abcdef0123456789abcdef";
 
@@ -21,13 +22,19 @@ describe("holdings counted from the store", () => {
   let root: string | undefined;
   after(() => (root === undefined ? undefined : rm(root, { recursive: true, force: true })));
 
-  test("pieces and bytes per volume; a served volume with nothing is listed, a gone one only while it holds pieces", async () => {
+  test("pieces and bytes per volume, read copies not counted; a served volume with nothing is listed, a gone one only while it holds pieces", async () => {
     root = await mkdtemp(join(tmpdir(), "mosaic-holdings-"));
     const store = await ChunkStore.open(root, { capacityBytes: 2 ** 30, log: silentLogger() });
-    const put = (volume: string, stripe: number, bytes: number) =>
-      store.put({ volume, fileId: FILE, version: 1, stripe, slot: 0 }, Buffer.alloc(bytes, 7));
+    const put = (volume: string, stripe: number, bytes: number, slot = 0) =>
+      store.put({ volume, fileId: FILE, version: 1, stripe, slot }, Buffer.alloc(bytes, 7));
     await put("media", 0, 1_000);
     await put("media", 1, 2_000);
+    await put(
+      "media",
+      1,
+      2_000,
+      readCopyKey({ volume: "media", fileId: FILE, version: 1, stripe: 1, slot: 0 }).slot,
+    );
     await put("old", 0, 500);
     const scanned = await scanHoldings(store);
     const media = scanned.find((h) => h.name === "media");

@@ -169,6 +169,36 @@ describe("localSnapshot", () => {
     assert.equal(n1?.active, "B");
   });
 
+  test("read copies: what the agents hold of each volume, summed (serving and draining); null when no agent says", () => {
+    const holding = (i: number, readCopies: ClusterInfo["readCopies"]): ChannelAnswer[] =>
+      (FILE.nodes[i]?.addresses ?? []).map((address) => ({
+        address,
+        info: { ...info(`node-${i}`, FILE), readCopies },
+      }));
+    const observe = (answers: ChannelAnswer[][]) =>
+      localSnapshot({ file: FILE, volumes: VOLUMES, answers, readings: [], capacityBytes: null, takenAt });
+    const s = observe([
+      holding(0, []),
+      holding(1, [
+        { volume: "thumbs", phase: "serving", count: 2 },
+        { volume: "media", phase: "serving", count: 1 },
+      ]),
+      holding(2, [{ volume: "thumbs", phase: "draining", count: 1 }]),
+    ]);
+    assert.deepEqual(
+      s.volumes.map((v) => [v.name, v.readCopies]),
+      [
+        ["media", 1],
+        ["thumbs", 3],
+      ],
+    );
+    const unknown = observe([0, 1, 2].map((i) => answered(i, FILE)));
+    assert.deepEqual(
+      unknown.volumes.map((v) => v.readCopies),
+      [null, null],
+    );
+  });
+
   test("a killed agent: Down in the newest map, both channels Down, volumes Degraded; then out and rebuilding", () => {
     const down: ClusterMap = {
       epoch: 2,

@@ -115,6 +115,11 @@ describe("the status page in headless Chromium, on a real local cluster", { skip
         (await page.locator(`tr[data-volume="${volume}"] [data-field="redundancy"]`).textContent())?.trim(),
         redundancy,
       );
+      // Nothing read yet, so no stripe is hot: the agents say 0, not unknown.
+      assert.equal(
+        (await page.locator(`tr[data-volume="${volume}"] [data-field="read-copies"]`).textContent())?.trim(),
+        "0",
+      );
     }
 
     const victim = plan.agents[NODES - 1]?.id as string;

@@ -10,9 +10,10 @@ import { test } from "node:test";
 import { LocalCluster } from "../../src/cli/local-cluster.ts";
 import { planLocalCluster } from "../../src/cli/local-plan.ts";
 import { AgentClient } from "../../src/client/agent-client.ts";
-import { readClusterFile } from "../../src/config.ts";
+import { readClusterFile, writeClusterFile } from "../../src/config.ts";
 import { certificateFacts } from "../../src/tls/certificates.ts";
 import { INSECURE } from "../../src/tls/grpc-tls.ts";
+import { runMosaic } from "../cli/cli-helpers.ts";
 
 async function withCluster(
   insecure: boolean,
@@ -77,5 +78,45 @@ test("a local cluster planned --insecure runs plain gRPC and says so", async () 
     assert.equal(plan.cluster.tls, undefined);
     assert.equal(await answers(new AgentClient(agent.addresses[0], { security: INSECURE })), "node-0");
     assert.match(await readFile(agent.logFile, "utf8"), /"msg":"INSECURE: --insecure given/);
+  });
+});
+
+test("mosaic certificate: a tool's own certificate from the cluster's CA is taken; a bad name or a missing CA is one clear line", async () => {
+  await withCluster(false, async (plan) => {
+    const tlsDir = plan.tlsDir as string;
+    const out = join(plan.dir, "backup-job-tls");
+    const issued = await runMosaic([
+      "certificate",
+      "backup-job",
+      "--ca",
+      join(tlsDir, "ca"),
+      "--out",
+      out,
+      "--days",
+      "2",
+    ]);
+    assert.equal(issued.code, 0, issued.stderr);
+    assert.match(issued.stdout, /backup-job\.client\.mosaic\.dev/);
+    const facts = certificateFacts(await readFile(join(out, "tls.crt"), "utf8"));
+    assert.deepEqual(facts.dnsNames, ["backup-job.client.mosaic.dev"]);
+    const days = (facts.notAfter.getTime() - Date.now()) / 86_400_000;
+    assert.ok(days > 1.9 && days <= 2, `valid for ${days} days`);
+
+    // The tools find their certificate through the cluster file: one naming only the new directory works.
+    const own = join(plan.dir, "backup-job.json");
+    await writeClusterFile(own, { ...(await readClusterFile(plan.clusterFile)), tls: { client: out } });
+    const listed = await runMosaic(["volumes", "--cluster", own]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /media/);
+
+    const badName = await runMosaic(["certificate", "Not_A_Label", "--ca", join(tlsDir, "ca"), "--out", out]);
+    assert.equal(badName.code, 2, badName.stderr);
+    assert.match(badName.stderr, /^mosaic certificate: .*"Not_A_Label" is not a DNS label/);
+    assert.equal(badName.stderr.trim().split("\n").length, 1, badName.stderr);
+    const noCa = await runMosaic(["certificate", "ops", "--ca", join(plan.dir, "nowhere"), "--out", out]);
+    assert.notEqual(noCa.code, 0);
+    assert.match(noCa.stderr, /^mosaic: cannot read the CA's ca\.crt in .*nowhere: ENOENT/);
+    // The refused attempts left the issued certificate as it was.
+    assert.deepEqual(certificateFacts(await readFile(join(out, "tls.crt"), "utf8")).notAfter, facts.notAfter);
   });
 });

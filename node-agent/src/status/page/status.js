@@ -102,6 +102,7 @@ function volumeRow(v) {
     el("td", { "data-field": "healthy", class: "number" }, count(chunks.healthy)),
     el("td", { "data-field": "degraded", class: "number" }, count(chunks.degraded)),
     el("td", { "data-field": "lost", class: "number" }, count(chunks.lost)),
+    el("td", { "data-field": "read-copies", class: "number" }, count(v.readCopies)),
     el("td", { "data-field": "rebuild" }, rebuildText(v.rebuild)),
   );
 }
