@@ -7,13 +7,13 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { JsonLinesProcess } from "../../node-agent/test/helpers/netns.ts";
-import { AGENT_SELECTOR } from "../../operator/src/api/agents.ts";
 import { installChart, MOSAIC_NAMESPACE, upgradeChart } from "../harness/chart.ts";
 import { writeClientTlsDir } from "../harness/client-certificate.ts";
 import { LocalCluster } from "../harness/local-cluster.ts";
 import type { ChaosCluster } from "./chaos-cluster.ts";
-import { Observer, podReady } from "./observe.ts";
-import { type ScenarioContext, within } from "./scenarios.ts";
+import { Observer } from "./observe.ts";
+import { agentsReadyAndUp, type ScenarioVolume, volumeHealthy } from "./readiness.ts";
+import type { ScenarioContext } from "./scenarios.ts";
 
 const WORKLOAD = fileURLToPath(new URL("../../node-agent/test/netns/workload.ts", import.meta.url));
 /** helm install to every agent Ready and every ClusterNode Up: operator start, DaemonSet, pods, probes. */
@@ -25,7 +25,7 @@ export interface LocalChaosOptions {
   outGraceMs: number;
   /** Each agent's rebuild rate (slow enough that a rebuild is seen, and an operator killed during it). */
   rebuildRate: string;
-  volume: { name: string; chunkSize: string; redundancy: Record<string, unknown> };
+  volume: ScenarioVolume;
   log(line: string): void;
 }
 
@@ -38,8 +38,11 @@ export const LOCAL_CHAOS_DEFAULTS: Omit<LocalChaosOptions, "log"> = {
   volume: { name: "clips", chunkSize: "1Mi", redundancy: { replicas: 2 } },
 };
 
-/** The application's shape: 12 clips of 4 MiB, 2 readers and a writer, on node-0. */
-export function scenarioContext(chaos: LocalChaos, o: LocalChaosOptions): ScenarioContext {
+/** The application's shape, on any cluster: 12 clips of 4 MiB, 2 readers and a writer, on the first node. */
+export function scenarioContext(
+  chaos: { cluster: ChaosCluster; observe: Observer },
+  o: Pick<LocalChaosOptions, "volume" | "outGraceMs" | "log">,
+): ScenarioContext {
   return {
     cluster: chaos.cluster,
     observe: chaos.observe,
@@ -92,25 +95,11 @@ export async function startLocalChaos(o: LocalChaosOptions): Promise<LocalChaos>
     };
     const observe = new Observer(cluster);
     await installChart(local, [`heartbeat.outGraceMs=${o.outGraceMs}`, `agent.rebuildRate=${o.rebuildRate}`]);
-    await within(START_MS, "an agent Ready and Up on every node", async () => {
-      const agents = await observe.pods(AGENT_SELECTOR);
-      if (agents.filter(podReady).length !== cluster.nodes.length) return false;
-      const cns = await Promise.all(cluster.nodes.map((n) => observe.clusterNode(n)));
-      return cns.every((cn) => cn?.status?.phase === "Up" && cn.status.activeChannel === "A");
-    });
+    await agentsReadyAndUp(cluster, observe, START_MS);
     const tlsDir = join(local.dir, "client-tls");
     if (await writeClientTlsDir(cluster.kubectl, MOSAIC_NAMESPACE, "e2e-workload", tlsDir))
       clientTlsDir = tlsDir;
-    const volume = {
-      apiVersion: "mosaic.dev/v1alpha1",
-      kind: "StripedVolume",
-      metadata: { name: o.volume.name },
-      spec: { chunkSize: o.volume.chunkSize, redundancy: o.volume.redundancy, capacity: "100Gi" },
-    };
-    await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify(volume) });
-    await within(60_000, `volume ${o.volume.name} Healthy`, async () => {
-      return (await observe.volume(o.volume.name))?.phase === "Healthy";
-    });
+    await volumeHealthy(cluster, observe, o.volume, 60_000);
     o.log(
       `local cluster of ${cluster.nodes.length} nodes up, chart installed, volume Healthy in ${Math.round(performance.now() - started)} ms`,
     );

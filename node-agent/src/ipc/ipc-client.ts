@@ -6,8 +6,11 @@
 //
 // Reads are zero-copy: `get` yields Buffer views on the ring's slots, each
 // valid until the next iteration (copy what you keep). One request at a time
-// per client; calls queue behind each other. An agent that dies is noticed by
-// the ring waits (its pid is checked every `pollMs`), never a hang.
+// per client; calls queue behind each other. An agent that dies is noticed at
+// once through the life lines (life-line.ts: this client holds a FIFO's write
+// end the agent reads, and watches the reply FIFO whose only writer left is
+// the agent), in any pid namespace; the ring waits' /proc check every
+// `pollMs` and their timeout are second lines. Never a hang.
 import { randomBytes, randomInt } from "node:crypto";
 import { closeSync, constants, openSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
@@ -16,6 +19,8 @@ import type { FileManifest } from "../core/manifest.ts";
 import type { PieceState } from "../data/file-service.ts";
 import { isErrorCode, MosaicError } from "../errors.ts";
 import type { FileRequest } from "../rpc/messages.ts";
+import type { ByteRange } from "./byte-range.ts";
+import { closeQuietly, holdWriteEnd, type LifeWatch, reopenReadOnly, watchReadEnd } from "./life-line.ts";
 import { encodePacket, type Packet, PacketReader, PacketType } from "./packet.ts";
 import { readReplyHeader, untagError } from "./reply.ts";
 import { makeFifo, openFifoWriter, REQUEST_FIFO_NAME, writePacket } from "./request-fifo.ts";
@@ -43,6 +48,14 @@ interface Registered {
   toAgent: string;
 }
 
+/** What registration leaves open: our life line to the agent, and the agent's to us. */
+interface LifeLines {
+  /** Our write end of the life-line FIFO the agent reads; held until close. */
+  lifeFd: number;
+  /** A read-only descriptor on the reply FIFO, whose only writer is now the agent. */
+  agentFd: number;
+}
+
 export class IpcClient {
   readonly clientId: number;
   readonly #fd: number;
@@ -50,6 +63,8 @@ export class IpcClient {
   readonly #toAgent: SlotRing;
   readonly #consumer: RingConsumer;
   readonly #producer: RingProducer;
+  readonly #lifeFd: number;
+  readonly #agentWatch: LifeWatch;
   #nextRequestId = 1;
   #lock: Promise<void> = Promise.resolve();
   #broken: Error | undefined;
@@ -61,6 +76,7 @@ export class IpcClient {
     toClient: SlotRing,
     toAgent: SlotRing,
     waits: object,
+    lines: LifeLines,
   ) {
     this.#fd = fd;
     this.clientId = registered.clientId;
@@ -68,6 +84,12 @@ export class IpcClient {
     this.#toAgent = toAgent;
     this.#consumer = toClient.consumer(waits);
     this.#producer = toAgent.producer(waits);
+    this.#lifeFd = lines.lifeFd;
+    this.#agentWatch = watchReadEnd(lines.agentFd, (why) => {
+      const detail = `the agent's reply FIFO: ${why.replace("its life-line FIFO ", "")}`;
+      toClient.peerGone(detail);
+      toAgent.peerGone(detail);
+    });
   }
 
   /** Registers with the agent serving `dir` and maps this client's two rings. */
@@ -76,11 +98,15 @@ export class IpcClient {
     const fd = openFifoWriter(join(options.dir, REQUEST_FIFO_NAME));
     let toClient: SlotRing | undefined;
     let toAgent: SlotRing | undefined;
+    let lines: LifeLines | undefined;
     try {
-      const registered = await register(options.dir, fd, options.registerTimeoutMs ?? 5_000);
+      const answer = await register(options.dir, fd, options.registerTimeoutMs ?? 5_000);
+      const registered = answer.registered;
+      lines = answer.lines;
       toClient = SlotRing.open(registered.toClient);
       toAgent = SlotRing.open(registered.toAgent);
-      const client = new IpcClient(fd, registered, toClient, toAgent, waits);
+      const client = new IpcClient(fd, registered, toClient, toAgent, waits, lines);
+      lines = undefined; // the client owns them now
       // Mapped and attached: no name needs to outlive this moment.
       toClient.unlink();
       toAgent.unlink();
@@ -92,18 +118,24 @@ export class IpcClient {
     } catch (error) {
       await toClient?.close();
       await toAgent?.close();
+      closeQuietly(lines?.lifeFd);
+      closeQuietly(lines?.agentFd);
       closeSync(fd);
       throw error;
     }
   }
 
-  /** Seed 000's send_request: one packet on the agent's FIFO; resolves with its request id. */
-  async sendRequest(request: FileRequest): Promise<number> {
+  /**
+   * Seed 000's send_request: one packet on the agent's FIFO; resolves with
+   * its request id. A get may carry a byte range [start, end).
+   */
+  async sendRequest(request: FileRequest, options: { range?: ByteRange } = {}): Promise<number> {
     this.#usable();
     const requestId = this.#nextRequestId++ >>> 0;
+    const body = options.range === undefined ? { request } : { request, range: options.range };
     await writePacket(
       this.#fd,
-      encodePacket({ type: PacketType.REQUEST, clientId: this.clientId, requestId, body: { request } }),
+      encodePacket({ type: PacketType.REQUEST, clientId: this.clientId, requestId, body }),
     );
     return requestId;
   }
@@ -123,11 +155,19 @@ export class IpcClient {
     }
   }
 
-  /** A file's manifest and its bytes, streamed from the agent's ring; views valid until the next iteration. */
-  async get(volume: string, name: string): Promise<IpcReply> {
+  /**
+   * A file's manifest and its bytes, streamed from the agent's ring; views
+   * valid until the next iteration. With `range`, only bytes [start, end)
+   * (an end past the file is its end), and the header names the range served.
+   */
+  async get(volume: string, name: string, range?: ByteRange): Promise<IpcReply> {
     const release = await this.#acquire();
     try {
-      const reply = await this.receiveResponse(await this.sendRequest({ op: "get", volume, name }));
+      const requestId = await this.sendRequest(
+        { op: "get", volume, name },
+        range === undefined ? {} : { range },
+      );
+      const reply = await this.receiveResponse(requestId);
       const body = reply.body;
       return {
         header: reply.header,
@@ -196,6 +236,7 @@ export class IpcClient {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#agentWatch.close(); // the agent closing its end after UNREGISTER is expected, not news
     try {
       await writePacket(
         this.#fd,
@@ -206,6 +247,7 @@ export class IpcClient {
       // the agent is gone: nothing to tell
     }
     closeSync(this.#fd);
+    closeQuietly(this.#lifeFd);
     await Promise.all([this.#toClient.close(), this.#toAgent.close()]);
   }
 
@@ -303,19 +345,29 @@ export class IpcClient {
   }
 }
 
-/** REGISTER, and the agent's answer on a private reply FIFO that is removed whatever happens. */
-async function register(dir: string, fd: number, timeoutMs: number): Promise<Registered> {
-  const name = `client-${randomBytes(16).toString("hex")}.fifo`;
+/**
+ * REGISTER, and the agent's answer on a private reply FIFO; the life-line
+ * FIFO is made and held first. Both names are removed whatever happens.
+ */
+async function register(
+  dir: string,
+  fd: number,
+  timeoutMs: number,
+): Promise<{ registered: Registered; lines: LifeLines }> {
+  const base = `client-${randomBytes(16).toString("hex")}`;
+  const name = `${base}.fifo`;
   const path = join(dir, name);
-  makeFifo(path);
+  const lifePath = join(dir, `${base}.life`);
   let socket: Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let lifeFd: number | undefined;
+  let replyFd: number | undefined;
   try {
-    socket = new Socket({
-      fd: openSync(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOFOLLOW),
-      readable: true,
-      writable: false,
-    });
+    makeFifo(path);
+    makeFifo(lifePath);
+    lifeFd = holdWriteEnd(lifePath);
+    replyFd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    socket = new Socket({ fd: replyFd, readable: true, writable: false });
     const nonce = randomInt(1, 2 ** 32 - 1);
     const reader = new PacketReader();
     const reply = new Promise<Packet>((resolve, reject) => {
@@ -343,7 +395,7 @@ async function register(dir: string, fd: number, timeoutMs: number): Promise<Reg
         type: PacketType.REGISTER,
         clientId: 0,
         requestId: nonce,
-        body: { pid: process.pid, replyFifo: name },
+        body: { pid: process.pid, replyFifo: name, lifeFifo: `${base}.life` },
       }),
     );
     const body = (await reply).body as Partial<Registered> & {
@@ -360,10 +412,17 @@ async function register(dir: string, fd: number, timeoutMs: number): Promise<Reg
     ) {
       throw new MosaicError("MOSAIC_ERR_INTERNAL", "malformed REGISTERED answer from the agent");
     }
-    return body as Registered;
+    // Before our O_RDWR descriptor closes (with the socket): afterwards the agent is the FIFO's only writer.
+    const agentFd = reopenReadOnly(replyFd);
+    const lines = { lifeFd, agentFd };
+    lifeFd = undefined;
+    return { registered: body as Registered, lines };
   } finally {
     clearTimeout(timer);
-    socket?.destroy();
+    if (socket) socket.destroy();
+    else closeQuietly(replyFd);
+    closeQuietly(lifeFd);
     rmSync(path, { force: true });
+    rmSync(lifePath, { force: true });
   }
 }

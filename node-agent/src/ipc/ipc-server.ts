@@ -1,15 +1,19 @@
 // The agent's side of same-node IPC (seed 000 §3.2–3.4): requests arrive on
 // the well-known FIFO, data flows through two slot rings per client.
 //
-// Registration: the client makes a private reply FIFO in the IPC directory
-// and sends REGISTER {pid, replyFifo}. The agent creates the client's two
-// rings (agent→client for replies and read data, client→agent for written
-// data), answers REGISTERED {clientId, toClient, toAgent} on the reply FIFO
-// and removes the FIFO's name. The client maps both rings, unlinks their
-// names and sends ATTACHED; the agent unlinks them too (whoever is first).
-// From then on no name exists: a kill -9 on either side leaves nothing in
-// /dev/shm or the IPC directory to reclaim, only mappings that die with the
-// process.
+// Registration: the client makes a private reply FIFO and a life-line FIFO
+// in the IPC directory and sends REGISTER {pid, replyFifo, lifeFifo}. The
+// agent opens the life line for reading, creates the client's two rings
+// (agent→client for replies and read data, client→agent for written data),
+// answers REGISTERED {clientId, toClient, toAgent} on the reply FIFO, keeps
+// its write end of it, and removes both FIFOs' names. The client maps both
+// rings, unlinks their names and sends ATTACHED; the agent unlinks them too
+// (whoever is first). From then on no name exists: a kill -9 on either side
+// leaves nothing in /dev/shm or the IPC directory to reclaim, only mappings
+// and descriptors that die with the process. A kill -9 of the agent between
+// REGISTERED and ATTACHED can leave two ring names: they carry this IPC
+// directory's prefix, and the next agent on the directory removes them at
+// start (as it removes stale FIFOs).
 //
 // Why a response ring rather than a per-client response FIFO: replies are
 // mostly bulk data, which must go through shared memory anyway, and putting
@@ -21,19 +25,26 @@
 // One request at a time per client (the rings carry one stream each way);
 // an application that wants parallel transfers registers several clients.
 //
-// A client that dies is noticed three ways, all bounded: a ring wait checks
-// its peer every `pollMs`; a sweep every `sweepMs` asks /proc about idle
-// clients; a registration not ATTACHED within `attachTimeoutMs` is dropped.
+// A client that dies is noticed at once by its life line (life-line.ts: end
+// of file on a FIFO whose only writer was the client; works across pid
+// namespaces), and as second checks, all bounded: a ring wait asks /proc
+// about its peer every `pollMs` and a sweep every `sweepMs` asks about idle
+// clients (both only when client and agent share a pid namespace); a
+// registration not ATTACHED within `attachTimeoutMs` is dropped; a live
+// client that stalls a transfer is dropped after `stallTimeoutMs`.
 import { randomInt } from "node:crypto";
-import { closeSync, lstatSync, rmSync } from "node:fs";
+import { lstatSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { FileHandler, FileReply } from "../rpc/file-handler.ts";
 import { type FileRequest, validateFileRequest } from "../rpc/messages.ts";
+import { canReadRanges, clampToFile, validateByteRange } from "./byte-range.ts";
+import { closeQuietly, LIFE_FIFO_PATTERN, type LifeWatch, openReadEnd, watchReadEnd } from "./life-line.ts";
 import { encodePacket, type Malformed, type Packet, PacketType } from "./packet.ts";
 import { failRequest, writeReplyHeader } from "./reply.ts";
 import { CLIENT_FIFO_PATTERN, openFifoWriter, RequestFifo, writePacket } from "./request-fifo.ts";
+import { segmentPrefixFor, sweepSegments } from "./shared-memory.ts";
 import { type RingConsumer, RingError, type RingProducer, SlotRing } from "./slot-ring.ts";
 
 export interface IpcServerOptions {
@@ -65,6 +76,10 @@ export interface IpcSession {
   consumer: RingConsumer;
   attached: boolean;
   attachTimer: NodeJS.Timeout | undefined;
+  /** The client's life line: its end of file drops the session. */
+  life: LifeWatch | undefined;
+  /** The agent's write end of the client's reply FIFO, held so the client sees the agent go. */
+  replyFd: number | undefined;
   /** Requests run one after another on this chain. */
   queue: Promise<void>;
   queued: number;
@@ -83,6 +98,7 @@ export class IpcServer {
   readonly #sessions = new Map<number, IpcSession>();
   readonly #fifo: RequestFifo;
   readonly #sweep: NodeJS.Timeout;
+  readonly #segmentPrefix: string;
   #closed = false;
 
   private constructor(options: IpcServerOptions) {
@@ -101,16 +117,26 @@ export class IpcServer {
     if (this.#options.slotSizeBytes < 4096) {
       throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", "IPC ring slots must be at least 4096 bytes");
     }
+    // RequestFifo.open refuses a directory another live agent serves, and
+    // removes the stale FIFOs of a dead one; only then are its segments ours to sweep.
     this.#fifo = RequestFifo.open(options.dir, {
       onPacket: (packet) => this.receiveMessage(packet),
       onMalformed: (malformed) => this.#malformed(malformed),
       log: this.#log,
     });
+    this.#segmentPrefix = segmentPrefixFor(options.dir);
+    const leftovers = sweepSegments(this.#segmentPrefix);
+    if (leftovers.length > 0) {
+      this.#log.info({ segments: leftovers }, "IPC segments of a previous run removed");
+    }
     this.#sweep = setInterval(() => this.#sweepDead(), this.#options.sweepMs);
     this.#sweep.unref();
   }
 
-  /** Creates the IPC directory and request FIFO (replacing a previous run's) and starts serving. */
+  /**
+   * Creates the IPC directory and request FIFO and starts serving; a previous
+   * run's FIFOs and ring segments on this directory are removed first.
+   */
   static start(options: IpcServerOptions): IpcServer {
     return new IpcServer(options);
   }
@@ -149,15 +175,34 @@ export class IpcServer {
   }
 
   /**
+   * Seed 000's forward_request (§4, table 2), agent side: a client's request
+   * handed to the file layer, which serves it here or, for a write whose
+   * file another agent owns, forwards it to that agent over gRPC
+   * (PeerClients.forwardRequest, rpc/forward-sender.ts), `input` streamed
+   * along as it comes out of the client's ring.
+   */
+  forwardRequest(request: FileRequest, input: AsyncIterable<Buffer>): Promise<FileReply> {
+    return this.#files.handle(request, input, { forwarded: false });
+  }
+
+  /**
    * Seed 000's send_response: the reply header, then the body streamed slot
    * by slot as it arrives (never a whole file in memory), then END.
    */
   async sendResponse(session: IpcSession, requestId: number, reply: FileReply): Promise<void> {
     await writeReplyHeader(session.producer, requestId, reply.header);
-    if (reply.body) {
-      for await (const part of reply.body) await session.producer.write(part);
-    }
+    if (reply.body) await this.forwardResponse(session, reply.body);
     await session.producer.end();
+  }
+
+  /**
+   * Seed 000's forward_response, as Mosaic has it: a reply body that comes
+   * from other agents (a file's pieces fetched over gRPC) or from this one's
+   * store, moved into the client's ring part by part as it arrives, each
+   * part waiting for free slots: never buffered whole.
+   */
+  async forwardResponse(session: IpcSession, body: AsyncIterable<Buffer>): Promise<void> {
+    for await (const part of body) await session.producer.write(part);
   }
 
   /** Stops serving: drops every client (their waits end with "peer closed"), removes the FIFO. */
@@ -199,8 +244,9 @@ export class IpcServer {
   }
 
   #register(packet: Packet): void {
-    const body = packet.body as { pid?: unknown; replyFifo?: unknown } | null;
+    const body = packet.body as { pid?: unknown; replyFifo?: unknown; lifeFifo?: unknown } | null;
     const replyFifo = typeof body?.replyFifo === "string" ? body.replyFifo : "";
+    const lifeFifo = typeof body?.lifeFifo === "string" ? body.lifeFifo : "";
     const pid = body?.pid;
     const replyPath = join(this.#dir, replyFifo);
     if (!CLIENT_FIFO_PATTERN.test(replyFifo) || !ownFifo(replyPath)) {
@@ -208,33 +254,57 @@ export class IpcServer {
       this.#log.warn({ replyFifo }, "IPC registration without a usable reply FIFO dropped");
       return;
     }
-    const answer = (reply: unknown) => this.#answer(replyPath, packet.requestId, reply);
+    const answer = (reply: unknown, keep = false) => this.#answer(replyPath, packet.requestId, reply, keep);
+    const lifePath = join(this.#dir, lifeFifo);
+    if (!LIFE_FIFO_PATTERN.test(lifeFifo) || !ownFifo(lifePath)) {
+      void answer({
+        error: {
+          code: "MOSAIC_ERR_BAD_REQUEST",
+          message: "REGISTER: lifeFifo must name the client's client-<32 hex>.life FIFO in the IPC directory",
+        },
+      }).catch(() => undefined);
+      return;
+    }
     if (!Number.isSafeInteger(pid) || (pid as number) <= 0) {
-      answer({
+      void answer({
         error: { code: "MOSAIC_ERR_BAD_REQUEST", message: "REGISTER: pid must be a positive integer" },
-      });
+      }).catch(() => undefined);
       return;
     }
     if (this.#sessions.size >= this.#options.maxClients) {
-      answer({
+      void answer({
         error: {
           code: "MOSAIC_ERR_STORE_FULL",
           message: `the agent serves its maximum of ${this.#options.maxClients} IPC clients`,
         },
-      });
+      }).catch(() => undefined);
       return;
     }
     let session: IpcSession;
+    let lifeFd: number | undefined;
     try {
+      lifeFd = openReadEnd(lifePath);
       session = this.#newIpcSession(pid as number);
     } catch (error) {
+      closeQuietly(lifeFd);
       const e = isMosaicError(error) ? error : new MosaicError("MOSAIC_ERR_INTERNAL", String(error));
       this.#log.error({ err: e }, "IPC rings not created");
-      answer({ error: { code: e.code, message: e.message } });
+      void answer({ error: { code: e.code, message: e.message } }).catch(() => undefined);
       return;
+    } finally {
+      rmSync(lifePath, { force: true }); // opened by both sides (or refused): the name can go
     }
-    answer({ clientId: session.id, toClient: session.toClient.name, toAgent: session.toAgent.name }).then(
-      () => {
+    session.life = watchReadEnd(lifeFd, (why) => void this.#drop(session, `client process gone: ${why}`));
+    answer(
+      { clientId: session.id, toClient: session.toClient.name, toAgent: session.toAgent.name },
+      true,
+    ).then(
+      (replyFd) => {
+        if (session.closing) {
+          closeQuietly(replyFd); // dropped meanwhile (the client died): nothing to hold
+          return;
+        }
+        session.replyFd = replyFd;
         this.stats.registered++;
         this.#log.info(
           { clientId: session.id, pid, rings: [session.toClient.name, session.toAgent.name] },
@@ -246,7 +316,11 @@ export class IpcServer {
   }
 
   #newIpcSession(pid: number): IpcSession {
-    const geometry = { slots: this.#options.slots, slotSizeBytes: this.#options.slotSizeBytes };
+    const geometry = {
+      slots: this.#options.slots,
+      slotSizeBytes: this.#options.slotSizeBytes,
+      namePrefix: this.#segmentPrefix,
+    };
     const waits = { timeoutMs: this.#options.stallTimeoutMs, pollMs: this.#options.pollMs };
     const toClient = SlotRing.create(geometry);
     let toAgent: SlotRing | undefined;
@@ -264,6 +338,8 @@ export class IpcServer {
         consumer: toAgent.consumer(waits),
         attached: false,
         attachTimer: undefined,
+        life: undefined,
+        replyFd: undefined,
         queue: Promise.resolve(),
         queued: 0,
         closing: undefined,
@@ -285,7 +361,13 @@ export class IpcServer {
     }
   }
 
-  async #answer(replyPath: string, requestId: number, reply: unknown): Promise<void> {
+  /** Writes the REGISTERED packet; with `keep`, resolves with the write end still open (the client's life line to us). */
+  async #answer(
+    replyPath: string,
+    requestId: number,
+    reply: unknown,
+    keep = false,
+  ): Promise<number | undefined> {
     let fd: number | undefined;
     try {
       fd = openFifoWriter(replyPath);
@@ -294,11 +376,15 @@ export class IpcServer {
         encodePacket({ type: PacketType.REGISTERED, clientId: 0, requestId, body: reply }),
         1_000,
       );
+      if (!keep) return undefined;
+      const kept = fd;
+      fd = undefined;
+      return kept;
     } catch (error) {
       this.#log.warn({ err: error, replyPath }, "IPC registration reply not delivered");
       throw error;
     } finally {
-      if (fd !== undefined) closeSync(fd);
+      closeQuietly(fd);
       // The client has it open (it is waiting for this reply): the name can go now.
       rmSync(replyPath, { force: true });
     }
@@ -350,13 +436,17 @@ export class IpcServer {
   }
 
   async #serve(session: IpcSession, packet: Packet): Promise<void> {
-    const raw = (packet.body as { request?: unknown } | null)?.request;
+    const body = packet.body as { request?: unknown; range?: unknown } | null;
+    const raw = body?.request;
     const sendsData = (raw as { op?: unknown } | undefined)?.op === "put";
     const input = sendsData ? this.#input(session) : undefined;
     let reply: FileReply;
     try {
       const request: FileRequest = validateFileRequest(raw);
-      reply = await this.#files.handle(request, input?.iterable ?? noInput, { forwarded: false });
+      reply =
+        body?.range === undefined
+          ? await this.forwardRequest(request, input?.iterable ?? noInput)
+          : await this.#rangedGet(request, body.range);
     } catch (error) {
       if (error instanceof RingError) throw error;
       await input?.drain(); // keep the ring in step: the client sends its data whatever we think of it
@@ -372,13 +462,35 @@ export class IpcServer {
     }
   }
 
+  /** A get of bytes [start, end) only, through a handler that reads ranges itself (byte-range.ts). */
+  async #rangedGet(request: FileRequest, rawRange: unknown): Promise<FileReply> {
+    if (request.op !== "get") {
+      throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `a byte range goes with get, not ${request.op}`);
+    }
+    const files = this.#files;
+    if (!canReadRanges(files)) {
+      throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", "this agent's file handler cannot read byte ranges");
+    }
+    const wanted = validateByteRange(rawRange);
+    const manifest = await files.manifest(request.volume, request.name);
+    const range = clampToFile(wanted, manifest.sizeBytes);
+    return {
+      header: { manifest, range },
+      body: range.start === range.end ? undefined : files.read(manifest, range),
+    };
+  }
+
   /**
-   * A put's data as the handler's `input`: each slot copied out (the handler
-   * may keep a Buffer past the next one, and a slot is reused once released),
-   * until the client's END.
+   * A put's data as the handler's `input`, until the client's END. Each slot
+   * is copied out, since a handler may keep a Buffer past the next one and a
+   * slot is reused once released; a handler that declares
+   * `consumesInputInPlace` (it is done with each Buffer before it asks for
+   * the next) gets the ring's views themselves, each slot released only when
+   * the next is asked for.
    */
   #input(session: IpcSession): { iterable: AsyncGenerator<Buffer>; drain: () => Promise<void> } {
     const consumer = session.consumer;
+    const inPlace = (this.#files as { consumesInputInPlace?: unknown }).consumesInputInPlace === true;
     let ended = false;
     async function* iterable(): AsyncGenerator<Buffer> {
       // Bounded by the client's END (or a ring error).
@@ -389,7 +501,8 @@ export class IpcServer {
           consumer.restart();
           return;
         }
-        yield Buffer.from(view);
+        // consumer.next() releases this view's slot, so a view is never reused while the handler has it.
+        yield inPlace ? view : Buffer.from(view);
       }
     }
     const generator = iterable();
@@ -416,11 +529,11 @@ export class IpcServer {
     };
   }
 
+  /** The /proc second check (same pid namespace only); before ATTACHED the life line and attach timeout suffice. */
   #sweepDead(): void {
     for (const session of this.#sessions.values()) {
-      const alive = session.attached
-        ? session.toClient.attachedAlive("consumer") && session.toAgent.attachedAlive("producer")
-        : processExists(session.pid);
+      if (!session.attached) continue;
+      const alive = session.toClient.attachedAlive("consumer") && session.toAgent.attachedAlive("producer");
       if (!alive) void this.#drop(session, "client process gone");
     }
   }
@@ -429,6 +542,9 @@ export class IpcServer {
   #drop(session: IpcSession, why: string): Promise<void> {
     session.closing ??= (async () => {
       clearTimeout(session.attachTimer);
+      session.life?.close();
+      closeQuietly(session.replyFd); // the client's watch on us ends: it stops waiting at once
+      session.replyFd = undefined;
       this.#sessions.delete(session.id);
       this.stats.dropped++;
       this.#log.info({ clientId: session.id, pid: session.pid, why }, "IPC client dropped");
@@ -450,15 +566,6 @@ function ownFifo(path: string): boolean {
     return stat.isFIFO() && (typeof process.getuid !== "function" || stat.uid === process.getuid());
   } catch {
     return false;
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

@@ -30,6 +30,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { LIFE_FIFO_PATTERN } from "./life-line.ts";
 import { type Malformed, type Packet, PacketReader, PIPE_BUF_BYTES } from "./packet.ts";
 
 export const REQUEST_FIFO_NAME = "requests.fifo";
@@ -114,7 +115,7 @@ export class RequestFifo {
 
   /**
    * Creates the FIFO afresh in `dir` (a leftover of a previous run is replaced,
-   * its clients' reply FIFOs removed) and starts reading. Refuses if another
+   * its clients' reply and life-line FIFOs removed) and starts reading. Refuses if another
    * live agent is reading the same FIFO.
    */
   static open(dir: string, options: RequestFifoOptions): RequestFifo {
@@ -125,7 +126,8 @@ export class RequestFifo {
     }
     rmSync(path, { force: true });
     for (const name of readdirSync(dir)) {
-      if (CLIENT_FIFO_PATTERN.test(name)) rmSync(join(dir, name), { force: true });
+      if (CLIENT_FIFO_PATTERN.test(name) || LIFE_FIFO_PATTERN.test(name))
+        rmSync(join(dir, name), { force: true });
     }
     makeFifo(path);
     const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_NOFOLLOW);

@@ -3,17 +3,21 @@
 // ArrayBuffer, and Buffers over it read and write the shared pages directly.
 //
 // Safety choices:
-// - Names are "/mosaic-<128 random bits>", created O_EXCL with mode 0600: a
+// - Names are "<prefix><128 random bits>", created O_EXCL with mode 0600: a
 //   client cannot open another's segment by guessing, and a name is never
-//   reused. The fixed prefix lets a restarted agent find its leftovers.
+//   reused. The prefix is "/mosaic-" and, for an agent's rings, a hash of its
+//   IPC directory ("/mosaic-<16 hex>-"), so a restarted agent finds and
+//   removes its previous run's leftovers and nobody else's (several agents
+//   share one /dev/shm in a local cluster).
 // - The whole size is reserved with posix_fallocate before mapping. tmpfs is
 //   sparse, so without it a full /dev/shm shows up later as SIGBUS on a plain
 //   store into the Buffer, killing the process; with it, as ENOSPC here.
 // - close() detaches the ArrayBuffer before munmap, so every Buffer view
 //   handed out becomes zero-length instead of pointing at unmapped memory (a
 //   use after close reads nothing rather than crashing the process).
-import { randomBytes } from "node:crypto";
-import { fstatSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { fstatSync, readdirSync } from "node:fs";
+import { resolve } from "node:path";
 import { MosaicError } from "../errors.ts";
 import {
   closeFd,
@@ -75,10 +79,30 @@ function checkSize(sizeBytes: unknown): number {
   return sizeBytes;
 }
 
-/** Creates a fresh segment with an unguessable name, mode 0600, zero-filled. */
-export function createSegment(sizeBytes: number): SharedSegment {
+/** The name prefix of the segments an agent serving IPC directory `dir` makes: "/mosaic-<16 hex>-". */
+export function segmentPrefixFor(dir: string): string {
+  return `${SEGMENT_PREFIX}${createHash("sha256").update(resolve(dir)).digest("hex").slice(0, 16)}-`;
+}
+
+/**
+ * Removes every segment name starting with `prefix` (a previous run's
+ * leftovers: rings made for clients that never attached before the agent was
+ * killed). Returns the names removed. Mappings others still hold stay valid.
+ */
+export function sweepSegments(prefix: string, shmDir = "/dev/shm"): string[] {
+  checkSegmentName(prefix);
+  const removed: string[] = [];
+  for (const file of readdirSync(shmDir)) {
+    const name = `/${file}`;
+    if (name.startsWith(prefix) && shmUnlink(checkSegmentName(name))) removed.push(name);
+  }
+  return removed;
+}
+
+/** Creates a fresh segment with an unguessable name after `prefix`, mode 0600, zero-filled. */
+export function createSegment(sizeBytes: number, prefix = SEGMENT_PREFIX): SharedSegment {
   checkSize(sizeBytes);
-  const name = `${SEGMENT_PREFIX}${randomBytes(16).toString("hex")}`;
+  const name = `${checkSegmentName(prefix)}${randomBytes(16).toString("hex")}`;
   const fd = shmOpen(name, O_RDWR | O_CREAT | O_EXCL, 0o600);
   try {
     setSize(fd, sizeBytes, name);

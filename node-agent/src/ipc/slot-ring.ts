@@ -78,6 +78,8 @@ export class RingError extends MosaicError {
 export interface RingOptions {
   slots: number;
   slotSizeBytes: number;
+  /** Segment name prefix (shared-memory.ts segmentPrefixFor); "/mosaic-" if not given. */
+  namePrefix?: string;
 }
 
 export interface WaitOptions {
@@ -149,7 +151,7 @@ export class SlotRing {
   static create(options: RingOptions): SlotRing {
     checkGeometry(options);
     const { slots, slotSizeBytes } = options;
-    const segment = createSegment(layout(slots, slotSizeBytes).totalBytes);
+    const segment = createSegment(layout(slots, slotSizeBytes).totalBytes, options.namePrefix);
     try {
       const b = segment.bytes;
       b.writeUInt32LE(RING_VERSION, OFF_VERSION);
@@ -205,6 +207,15 @@ export class SlotRing {
     return this.#take(new RingConsumer(this, options));
   }
 
+  /**
+   * Tells every role on this side that the peer is gone, learnt from outside
+   * the ring (its life-line FIFO reached end of file): pending and later
+   * waits fail at once instead of at their next /proc check or timeout.
+   */
+  peerGone(detail: string): void {
+    for (const role of this.#roles) role.peerGone(detail);
+  }
+
   /** Closes both roles (waking any wait), waits for in-flight waits to return, then unmaps. */
   async close(): Promise<void> {
     await Promise.all([...this.#roles].map((role) => role.close()));
@@ -252,6 +263,7 @@ abstract class RingEnd {
   protected counter = 0; // slots this side has handed over so far
   #role: Role;
   #closed = false;
+  #gone: RingError | undefined;
   #waiting: Promise<boolean> | undefined;
   #waitingOn = 0;
 
@@ -299,6 +311,23 @@ abstract class RingEnd {
 
   protected assertOpen(): void {
     if (this.#closed) throw new RingError("closed", `ring ${this.ring.name}: this ${this.#role} is closed`);
+    if (this.#gone) throw this.#gone;
+  }
+
+  /** The peer is known gone (see SlotRing.peerGone): fail the wait in progress and every later one. */
+  peerGone(detail: string): void {
+    if (this.#closed || this.#gone) return;
+    const b = this.ring.bytes;
+    const offset = identityOffset(this.peerRole);
+    const closed = b.length > 0 && b.readUInt32LE(offset + 20) === STATE_CLOSED;
+    const pid = b.length > 0 ? b.readInt32LE(offset) : 0;
+    this.#gone = new RingError(
+      closed ? "peer-closed" : "peer-died",
+      closed
+        ? `ring ${this.ring.name}: the ${this.peerRole} closed its end`
+        : `ring ${this.ring.name}: the ${this.peerRole} (pid ${pid}) died or ended the session (${detail})`,
+    );
+    if (this.#waiting) semPost(this.#waitingOn); // wakes our pool thread; acquire then throws #gone
   }
 
   /** One decrement of `which`, within timeoutMs, noticing a peer that closed or died on the way. */

@@ -1,7 +1,10 @@
 // Forks ring-peer.ts with this Node (process.execPath) and the repo's data
 // flags, collects its IPC messages, and ends only the processes it started,
-// by pid, whatever the test's outcome.
-import { type ChildProcess, fork } from "node:child_process";
+// by pid, whatever the test's outcome. With `pidNamespace`, the peer runs in
+// a pid namespace of its own (`unshare --pid --fork --mount-proc`, as root),
+// as an application pod does next to the agent in Kubernetes; unshare is
+// told to SIGKILL it if unshare itself dies, so nothing outlives the test.
+import { type ChildProcess, fork, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { NODE_FLAGS } from "../../src/node-flags.ts";
@@ -22,12 +25,30 @@ export class Peer {
   readonly #waiters: Array<() => void> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], script = PEER_SCRIPT) {
-    this.child = fork(script, args, {
-      execPath: process.execPath,
-      execArgv: [...NODE_FLAGS],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
+  readonly #pidNamespace: boolean;
+
+  constructor(args: string[], script = PEER_SCRIPT, options: { pidNamespace?: boolean } = {}) {
+    this.#pidNamespace = options.pidNamespace ?? false;
+    this.child = options.pidNamespace
+      ? spawn(
+          "unshare",
+          [
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child=SIGKILL",
+            process.execPath,
+            ...NODE_FLAGS,
+            script,
+            ...args,
+          ],
+          { stdio: ["ignore", "inherit", "inherit", "ipc"] },
+        )
+      : fork(script, args, {
+          execPath: process.execPath,
+          execArgv: [...NODE_FLAGS],
+          stdio: ["ignore", "inherit", "inherit", "ipc"],
+        });
     this.child.on("message", (message) => {
       this.#messages.push(message as PeerMessage);
       for (const wake of this.#waiters.splice(0)) wake();
@@ -69,6 +90,22 @@ export class Peer {
       ]);
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The pid, in this namespace, of the process that runs the script: the
+   * child itself, or under `pidNamespace` unshare's one child.
+   */
+  scriptPid(): number {
+    const pid = this.pid;
+    if (!this.#pidNamespace) return pid;
+    let children: string;
+    try {
+      children = readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim();
+    } catch {
+      return pid;
+    }
+    return children === "" ? pid : Number(children.split(" ")[0]);
   }
 
   kill(signal: NodeJS.Signals = "SIGKILL"): void {

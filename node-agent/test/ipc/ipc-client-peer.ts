@@ -3,6 +3,8 @@
 //   put-get <dir> <bytes> <seed> <name>   put the pattern stream, get it back verifying every byte
 //   idle <dir>                            connect, report, then wait (to be killed)
 //   stall-read <dir> <name>               start a get, read two slots, report, then stop reading (to be killed)
+//   read-until-error <dir> <name>         start a get, report after the first slot, read on until it fails,
+//                                         report the error ({ ok: true, code, reason, message })
 import { IpcClient } from "../../src/ipc/ipc-client.ts";
 import { fillFromPattern, mismatchAt, pattern } from "./pattern.ts";
 
@@ -63,6 +65,21 @@ async function stallRead(name: string): Promise<void> {
   setInterval(() => {}, 1_000); // stays alive, reading nothing, until killed
 }
 
+async function readUntilError(name: string): Promise<void> {
+  const client = await IpcClient.connect({ dir, pollMs: 100, timeoutMs: 30_000 });
+  let reported = false;
+  try {
+    for await (const _ of (await client.get("media", name)).body) {
+      if (!reported) await report({ ok: true, reading: true, pid: process.pid });
+      reported = true;
+    }
+    throw new Error("the read ended without an error");
+  } catch (error) {
+    const e = error as { message?: string; code?: string; reason?: string };
+    await report({ ok: true, code: e.code, reason: e.reason, message: e.message });
+  }
+}
+
 try {
   if (mode === "put-get") await putGet(Number(rest[0]), rest[1] ?? "seed", rest[2] ?? "file");
   else if (mode === "idle") {
@@ -70,6 +87,7 @@ try {
     await report({ ok: true, clientId: client.clientId });
     setInterval(() => {}, 1_000); // until killed
   } else if (mode === "stall-read") await stallRead(rest[0] ?? "file");
+  else if (mode === "read-until-error") await readUntilError(rest[0] ?? "file");
   else throw new Error(`unknown mode ${mode}`);
 } catch (error) {
   const e = error as { message?: string; code?: string };
