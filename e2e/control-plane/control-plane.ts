@@ -277,6 +277,8 @@ function runKubectl(
       stderr += d;
     });
     child.on("error", reject);
+    // A kubectl that exits before reading its input (it failed at once) closes the pipe: its exit code says why.
+    child.stdin.on("error", () => {});
     child.on("close", (code) => {
       const result = { code: code ?? -1, stdout, stderr };
       if (code !== 0 && !options.allowFailure) {

@@ -541,6 +541,9 @@ const agentRollout: Scenario = {
       300_000,
       "every agent on the new template, Ready, and the volume Healthy",
       async () => {
+        // The phase before the pods: a pod deleted between the two reads then cannot lend its
+        // consequence (Degraded, Rebuilding) to the phase recorded as the one it went under.
+        const phase = (await ctx.observe.volume(ctx.volume))?.phase;
         // One kubectl call for every agent pod, so a poll is short enough to see each node go.
         const pods = await ctx.observe.agentPods(ctx.cluster.nodes);
         const unavailable = pods.filter((p) => !podReady(p)).length;
@@ -554,7 +557,6 @@ const agentRollout: Scenario = {
             timings[`${node}_rolled_ms`] = Math.round(performance.now() - at);
           }
         }
-        const phase = (await ctx.observe.volume(ctx.volume))?.phase;
         if (unavailable === 0) lastPhase = phase;
         if (unavailable === 0 && mostUnavailable > 0) mostUnavailable = 0; // between two nodes
         return rolled.length === ctx.cluster.nodes.length && unavailable === 0 && phase === "Healthy";

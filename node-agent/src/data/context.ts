@@ -33,7 +33,8 @@ export type ReadContext = Pick<
 > & {
   /**
    * rankByLoad: the agent's holder choice by load; a client without levels keeps the reader's order.
-   * readHolders: a replicated stripe's placed holders and its serving read copies (load/read-copies.ts).
+   * readHolders: a replicated stripe's placed holders, or an erasure-coded data slot's one, then their
+   *   serving read copies (load/read-copies.ts); without it, the placed holders alone.
    * getRange: a byte range of a piece (checked by its own crc32c); without it, whole pieces are fetched.
    */
   pieces: Pick<PieceIO, "get"> &

@@ -12,13 +12,22 @@
 // is asked for only the bytes of the range: it checks the whole piece, sends
 // the part with its own crc32c, and the reader checks that. A stripe that
 // must be rebuilt from parity needs whole pieces, and asks for them.
+//
+// A hot piece may have temporary read copies (load/read-copies.ts): a
+// replicated stripe's reads choose among its placed holders and its copies,
+// an erasure-coded data slot's among its one placed holder and that slot's
+// copies, by load either way. A copy that fails (drained, its lease run
+// out, its node gone) sends the read to the piece's next holder, and only
+// when every holder of a data slot fails is it rebuilt from parity.
 import { crc32c } from "@node-rs/crc32";
+import type { ClusterMap } from "../core/cluster-map.ts";
 import { placeFileStripe } from "../core/file-placement.ts";
 import type { FileManifest } from "../core/manifest.ts";
 import { pieceLengths, shardBytes, stripeRange } from "../core/stripes.ts";
 import { layoutOf, type StripeLayout } from "../core/volume.ts";
 import { ErasureCodec } from "../erasure/codec.ts";
 import { MosaicError } from "../errors.ts";
+import type { ReadHolder } from "../load/read-copy-directory.ts";
 import type { Logger } from "../log.ts";
 import type { PieceRange } from "../rpc/messages.ts";
 import { sliceParts } from "../rpc/piece-range.ts";
@@ -165,9 +174,57 @@ class StripeReader {
   #unlikely(nodes: string[]): Set<number> {
     const map = this.#ctx.map();
     const slots = new Set<number>();
-    for (const [slot, node] of nodes.entries())
-      if (node !== this.#ctx.self && !reachableNode(this.#ctx, map, node)) slots.add(slot);
+    for (const [slot, node] of nodes.entries()) if (!this.#likely(map, node)) slots.add(slot);
     return slots;
+  }
+
+  /** This node, or one up in the map and heard: likely to answer. */
+  #likely(map: ClusterMap, node: string): boolean {
+    return node === this.#ctx.self || reachableNode(this.#ctx, map, node);
+  }
+
+  /**
+   * Indexes into `all` (one piece's holders) in the order to ask them:
+   * those of `preferred` likely to answer, by load (a Low one until it
+   * turns Medium, then in turn, High last), then the unlikely ones.
+   */
+  #byLoad(all: string[], preferred: number[]): number[] {
+    const unlikely = this.#unlikely(all);
+    const likely = preferred.filter((i) => !unlikely.has(i));
+    return [
+      ...(this.#ctx.pieces.rankByLoad?.(all, likely) ?? likely),
+      ...preferred.filter((i) => unlikely.has(i)),
+    ];
+  }
+
+  /**
+   * Where data slot `slot` of an erasure-coded stripe may be read, in the
+   * order to ask: its placed holder and the slot's serving read copies (a
+   * copy on this node first), by load, unlikely ones last.
+   */
+  #slotHolders(stripe: number, nodes: string[], slot: number): ReadHolder[] {
+    const holders = this.#ctx.pieces.readHolders?.(this.#manifest, stripe, nodes, slot) ?? [
+      { node: nodes[slot] as string, slot },
+    ];
+    if (holders.length === 1) return holders;
+    const all = holders.map((h) => h.node);
+    const local = all.indexOf(this.#ctx.self);
+    const preferred = all.map((_, i) => i).filter((i) => i !== local);
+    if (local >= 0) preferred.unshift(local);
+    return this.#byLoad(all, preferred).map((i) => holders[i] as ReadHolder);
+  }
+
+  /** The piece (or `range` of it) from the first of `holders` that sends it; the last failure if none does. */
+  async #fetchFirst(stripe: number, holders: readonly ReadHolder[], range?: PieceRange): Promise<Buffer[]> {
+    let failure: unknown = new Error("no holder to ask");
+    for (const { node, slot } of holders) {
+      try {
+        return await this.#fetch(stripe, slot, node, range);
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw failure;
   }
 
   /** Replicas: the local copy if there is one, else a holder that rotates with the stripe; unlikely holders last. */
@@ -181,18 +238,12 @@ class StripeReader {
     // A copy on this node costs no network; otherwise rotate over the placed holders, read copies after them.
     const local = all.indexOf(this.#ctx.self);
     const start = local >= 0 && local < width ? local : stripe % width;
-    const unlikely = this.#unlikely(all);
     const rotated = [
       ...(local >= width ? [local] : []),
       ...Array.from({ length: width }, (_, i) => (start + i) % width),
       ...Array.from({ length: all.length - width }, (_, i) => width + i).filter((i) => i !== local),
     ];
-    // Likely holders by load (a Low one until it turns Medium, then in turn, High last); unlikely ones last.
-    const likely = rotated.filter((s) => !unlikely.has(s));
-    const order = [
-      ...(this.#ctx.pieces.rankByLoad?.(all, likely) ?? likely),
-      ...rotated.filter((s) => unlikely.has(s)),
-    ];
+    const order = this.#byLoad(all, rotated);
     for (const [attempt, at] of order.entries()) {
       const { node, slot } = holders[at] as { node: string; slot: number };
       try {
@@ -219,12 +270,27 @@ class StripeReader {
     upTo: number,
   ): Promise<{ parts: Buffer[]; offset: number }> {
     const wanted = piecesOfRange(this.#layout.chunkSizeBytes, lengths, from, upTo);
+    // Each wanted slot's holders: placed, then its read copies, in the order to ask.
+    const holders = new Map(wanted.map((w) => [w.slot, this.#slotHolders(stripe, nodes, w.slot)]));
+    const map = this.#ctx.map();
+    const likely = (node: string) => this.#likely(map, node);
+    // A wanted slot is unlikely when none of its holders is likely (they come first when some is).
     const unlikely = this.#unlikely(nodes);
-    // Every wanted piece on a likely holder: ask each for its part alone. One that fails
-    // counts as unlikely below, where whole pieces are fetched to rebuild it.
+    for (const [slot, hs] of holders)
+      if (likely((hs[0] as ReadHolder).node)) unlikely.delete(slot);
+      else unlikely.add(slot);
+    // Every wanted piece on a likely holder: ask each for its part alone (the next holder of
+    // the slot when one fails). One that fails on all of them counts as unlikely below,
+    // where whole pieces are fetched to rebuild it.
     if (this.#getRange !== undefined && wanted.every((w) => !unlikely.has(w.slot))) {
       const parts = await Promise.allSettled(
-        wanted.map((w) => this.#fetch(stripe, w.slot, nodes[w.slot] as string, w.range)),
+        wanted.map((w) =>
+          this.#fetchFirst(
+            stripe,
+            (holders.get(w.slot) as ReadHolder[]).filter((h) => likely(h.node)),
+            w.range,
+          ),
+        ),
       );
       if (parts.every((p) => p.status === "fulfilled"))
         return { parts: parts.flatMap((p) => p.value), offset: from };
@@ -238,13 +304,16 @@ class StripeReader {
       bytes,
       wanted.map((w) => w.slot),
       unlikely,
+      holders,
     );
   }
 
   /**
    * The `wanted` data slots' whole pieces, back to back from the first one's
    * start, or the whole stripe when a wanted piece had to be rebuilt from
-   * parity. Pieces on `unlikely` holders are asked last.
+   * parity. Pieces on `unlikely` holders are asked last. A wanted slot is
+   * asked of its `holders` in turn (placed, read copies); any other of its
+   * placed holder alone.
    */
   async #readErasureWhole(
     stripe: number,
@@ -253,6 +322,7 @@ class StripeReader {
     bytes: number,
     wanted: number[],
     unlikely: Set<number>,
+    holders: ReadonlyMap<number, readonly ReadHolder[]>,
   ): Promise<{ parts: Buffer[]; offset: number }> {
     const k = this.#layout.dataPieces;
     const pieces: (Buffer[] | undefined)[] = new Array(this.#layout.width).fill(undefined);
@@ -260,7 +330,9 @@ class StripeReader {
       await Promise.allSettled(
         slots.map(async (slot) => {
           pieces[slot] =
-            (lengths[slot] as number) === 0 ? [] : await this.#fetch(stripe, slot, nodes[slot] as string);
+            (lengths[slot] as number) === 0
+              ? []
+              : await this.#fetchFirst(stripe, holders.get(slot) ?? [{ node: nodes[slot] as string, slot }]);
         }),
       );
     };

@@ -6,19 +6,33 @@
 //   decides per file, in local mode and in Kubernetes alike; the operator
 //   only reports. Each tick it asks read-replicas.ts (pure) for the next
 //   step of every stripe it has booked (read-copy-book.ts) and does it.
-// What is hot: a replicated stripe whose holders (placed and serving
-//   copies) are all High while it is being read. Readers see it (they rank
-//   the holders by load for every read) and tell the owner (a "hot" note,
-//   at most one per stripe per `hotNoteGapMs`); a stripe stays read for
-//   `hotForMs` after the last note. Only a read stripe gains copies.
+// What is hot: a piece whose holders (placed and serving copies) are all
+//   High while it is being read. The unit copied is the piece a read
+//   fetches: under replicas the stripe (every replica is the same piece;
+//   booked as slot 0), under erasure one data slot of a stripe, which has
+//   exactly one placed holder: a slot is hot when that holder and the
+//   slot's serving copies are all High. Only data slots are copied: a read
+//   fetches parity only when a data piece fails, so parity is never hot,
+//   and a slot nobody's range touches (the rest of a stripe a player seeks
+//   into) gains nothing either. Readers see it (they rank the holders by
+//   load for every read) and tell the owner (a "hot" note, at most one per
+//   piece per `hotNoteGapMs`); a piece stays read for `hotForMs` after the
+//   last note. Only a read piece gains copies.
+// Where copies go: replicas: the stripe's placement order over the whole
+//   map, less its holders; erasure: the same, less every node holding a
+//   piece of the stripe or a copy of another of its slots, and only when
+//   none of those will do a node that holds another piece of the stripe
+//   (read-replicas.ts pieceCopyTargets says why: a copy is never
+//   redundancy, so this is about spreading one read's parallel fetches).
 // Where copies live: on the chosen node, in the file's version directory,
 //   under slot READ_COPY_SLOT_BASE + slot (storage/piece-key.ts). The
 //   rebuild never counts one as redundancy and keeps it only while it is
 //   registered on its holder (read-copy-holds.ts); the scrubber skips it;
 //   a newer version or a delete sweeps it away with its version, and the
 //   owner releases it at once when it sees either.
-// How it is made: the owner reads a whole replica from a placed holder
-//   (checked by its crc32c there and on the wire), registers the copy on
+// How it is made: the owner reads the whole piece from a placed holder
+//   (replicas: any; erasure: the slot's, else one of its serving copies;
+//   checked by its crc32c there and on the wire), registers the copy on
 //   the target (so no rebuild pass takes it for garbage meanwhile) and
 //   puts it there (checked again on receipt).
 // How readers learn of it: they ask the owner for the file's record (the
@@ -40,7 +54,7 @@ import type { ClusterMap } from "../core/cluster-map.ts";
 import { placeFileStripe } from "../core/file-placement.ts";
 import type { FileManifest } from "../core/manifest.ts";
 import { fileOwner } from "../core/ownership.ts";
-import { layoutOf, type VolumeSpec } from "../core/volume.ts";
+import { layoutOf, type StripeLayout, type VolumeSpec } from "../core/volume.ts";
 import type { PieceIO } from "../data/pieces.ts";
 import { MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -50,7 +64,7 @@ import { decodeJson } from "../rpc/wire.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 import { describePieceKey, type PieceKey, readCopyKey } from "../storage/piece-key.ts";
 import type { LoadLevel } from "./level.ts";
-import { type BookFile, type BookStripe, ReadCopyBook, tempsOf } from "./read-copy-book.ts";
+import { type BookFile, type BookPiece, bookKey, ReadCopyBook, tempsOf } from "./read-copy-book.ts";
 import { ReadCopyDirectory, type ReadHolder } from "./read-copy-directory.ts";
 import { ReadCopyHolds } from "./read-copy-holds.ts";
 import {
@@ -61,7 +75,7 @@ import {
   type RenewReply,
   validateReadCopyRequest,
 } from "./read-copy-messages.ts";
-import { copyCandidates, nextReplicaStep, type ReplicaStep } from "./read-replicas.ts";
+import { copiedSlot, nextReplicaStep, pieceCopyTargets, type ReplicaStep } from "./read-replicas.ts";
 
 export interface ReadCopyConfig {
   /** How often an owner steps its files and a holder looks for expired leases. */
@@ -70,7 +84,7 @@ export interface ReadCopyConfig {
   leaseMs: number;
   /** How long a stripe counts as read after a reader's last hot note. */
   hotForMs: number;
-  /** Most temporary copies of one stripe. */
+  /** Most temporary copies of one piece (a replicated stripe, an erasure-coded data slot). */
   maxPerStripe: number;
   /** Longest wait for a draining copy's reads in flight before it is removed anyway. */
   drainTimeoutMs: number;
@@ -97,6 +111,8 @@ export interface ReadCopyEvent {
   fileId: string;
   version: number;
   stripe: number;
+  /** The placed slot copied (replicas: 0). */
+  slot: number;
   node: string;
   reason: string;
 }
@@ -126,7 +142,7 @@ export class ReadCopies implements PeerReadCopies {
   readonly #holds: ReadCopyHolds;
   readonly #book = new ReadCopyBook();
   readonly #directory: ReadCopyDirectory;
-  /** Copies being made, by stripe: a copy takes a read from a busy holder, so it runs beside the ticks, not in them. */
+  /** Copies being made, by piece: a copy takes a read from a busy holder, so it runs beside the ticks, not in them. */
   readonly #adding = new Map<string, Promise<void>>();
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> = Promise.resolve();
@@ -143,7 +159,8 @@ export class ReadCopies implements PeerReadCopies {
       map: deps.map,
       levelOf: deps.levelOf,
       localRecord: (volume, fileId) => this.#book.record(volume, fileId),
-      noteHotLocal: (volume, fileId, version, stripe) => this.#noteHot(volume, fileId, version, stripe),
+      noteHotLocal: (volume, fileId, version, stripe, slot) =>
+        this.#noteHot(volume, fileId, version, stripe, slot),
       ask: (node, request) => deps.peers.readCopies(node, request),
       log: this.#log,
       cacheMs: this.config.cacheMs,
@@ -171,9 +188,9 @@ export class ReadCopies implements PeerReadCopies {
     await Promise.allSettled(this.#adding.values());
   }
 
-  /** The holders a read of a stripe may ask (file-reader.ts's replica path): placed ones, then serving copies. */
-  holders(manifest: FileManifest, stripe: number, placed: readonly string[]): ReadHolder[] {
-    return this.#directory.holders(manifest, stripe, placed);
+  /** The holders a read may ask (file-reader.ts): placed ones (erasure: data slot `slot`'s), then serving copies. */
+  holders(manifest: FileManifest, stripe: number, placed: readonly string[], slot = 0): ReadHolder[] {
+    return this.#directory.holders(manifest, stripe, placed, slot);
   }
 
   beginRead(key: PieceKey): () => void {
@@ -226,7 +243,7 @@ export class ReadCopies implements PeerReadCopies {
         return { released } satisfies ReleaseReply;
       }
       case "hot":
-        this.#noteHot(r.volume, r.fileId, r.version, r.stripe);
+        this.#noteHot(r.volume, r.fileId, r.version, r.stripe, r.slot);
         return {};
       case "record": {
         const record = this.#owns(r.volume, r.fileId) ? this.#book.record(r.volume, r.fileId) : undefined;
@@ -244,9 +261,12 @@ export class ReadCopies implements PeerReadCopies {
     );
   }
 
-  #noteHot(volume: string, fileId: string, version: number, stripe: number): void {
+  #noteHot(volume: string, fileId: string, version: number, stripe: number, slot: number): void {
     if (!this.#owns(volume, fileId)) return; // the owner changed meanwhile: the reader asks the new one next
-    this.#book.noteHot(volume, fileId, version, stripe, this.#now() + this.config.hotForMs);
+    // Parity, or a slot past the stripe's width: nothing a read copy is for.
+    const spec = this.#deps.volume(volume);
+    if (spec === undefined || !copiedSlot(layoutOf(spec), slot)) return;
+    this.#book.noteHot(volume, fileId, version, stripe, slot, this.#now() + this.config.hotForMs);
   }
 
   /** A ReadCopies call to `node`, answered here without the wire when it is this node. */
@@ -286,7 +306,7 @@ export class ReadCopies implements PeerReadCopies {
     }
   }
 
-  /** As the owner: one step for each booked stripe of `file`. */
+  /** As the owner: one step for each booked piece of `file`. */
   async #tend(file: BookFile): Promise<void> {
     const current = await this.#current(file);
     if (typeof current === "string") {
@@ -297,23 +317,28 @@ export class ReadCopies implements PeerReadCopies {
     await this.#renewAll(file);
     const map = this.#deps.map();
     const now = this.#now();
-    for (const [stripe, entry] of file.stripes) {
-      if (stripe >= current.stripes || this.#adding.has(stripeKey(file, stripe))) continue;
+    const layout = layoutOf(current);
+    for (const entry of file.pieces.values()) {
+      const { stripe, slot } = entry;
+      if (stripe >= current.stripes || this.#adding.has(addingKey(file, entry))) continue;
       const placed = placeFileStripe(map, current, stripe);
+      const targets = pieceCopyTargets(
+        map,
+        layout,
+        { volume: file.volume, fileId: file.fileId, stripe },
+        placed,
+        slot,
+        otherSlotsCopies(file, entry),
+        this.#deps.usable,
+      );
       const step = nextReplicaStep({
-        holders: placed,
+        ...targets,
         temps: tempsOf(entry, now, this.config.drainTimeoutMs),
-        candidates: copyCandidates(
-          map,
-          { volume: file.volume, fileId: file.fileId, stripe },
-          placed,
-          this.#deps.usable,
-        ),
         levelOf: this.#deps.levelOf,
         max: this.config.maxPerStripe,
         read: entry.hotUntilMs > now,
       });
-      await this.#apply(file, current, stripe, entry, placed, step);
+      await this.#apply(file, current, layout, entry, placed, step);
     }
   }
 
@@ -321,7 +346,6 @@ export class ReadCopies implements PeerReadCopies {
   async #current(file: BookFile): Promise<FileManifest | string> {
     const spec = this.#deps.volume(file.volume);
     if (spec === undefined) return "its volume is gone";
-    if (layoutOf(spec).kind !== "replicas") return "its volume is not replicated";
     if (!this.#owns(file.volume, file.fileId)) return "another node owns the file now";
     const manifest = await this.#deps.pieces().manifest(this.#deps.self, file.volume, file.fileId);
     if (manifest === undefined) return "the file is gone";
@@ -330,15 +354,16 @@ export class ReadCopies implements PeerReadCopies {
     return manifest;
   }
 
-  #copyKey(file: Pick<BookFile, "volume" | "fileId" | "version">, stripe: number): PieceKey {
-    return readCopyKey({ volume: file.volume, fileId: file.fileId, version: file.version, stripe, slot: 0 });
+  #copyKey(file: Pick<BookFile, "volume" | "fileId" | "version">, entry: BookPiece): PieceKey {
+    const { stripe, slot } = entry;
+    return readCopyKey({ volume: file.volume, fileId: file.fileId, version: file.version, stripe, slot });
   }
 
   /** Renews every copy's lease with its phase, and learns each one's reads in flight. */
   async #renewAll(file: BookFile): Promise<void> {
-    for (const [stripe, entry] of file.stripes) {
+    for (const entry of file.pieces.values()) {
       for (const copy of [...entry.copies]) {
-        const key = this.#copyKey(file, stripe);
+        const key = this.#copyKey(file, entry);
         let inFlight: number | undefined;
         try {
           const reply = await this.#call<RenewReply>(copy.node, {
@@ -350,17 +375,11 @@ export class ReadCopies implements PeerReadCopies {
           inFlight = reply.inFlight[0];
         } catch (error) {
           if (this.#deps.usable(copy.node)) continue; // asked again next tick
-          this.#forgetCopy(
-            file,
-            stripe,
-            entry,
-            copy.node,
-            `its holder is down (${(error as Error).message})`,
-          );
+          this.#forgetCopy(file, entry, copy.node, `its holder is down (${(error as Error).message})`);
           continue;
         }
         if (inFlight === undefined || inFlight < 0) {
-          this.#forgetCopy(file, stripe, entry, copy.node, "its holder no longer has it");
+          this.#forgetCopy(file, entry, copy.node, "its holder no longer has it");
         } else copy.inFlight = inFlight;
       }
     }
@@ -369,18 +388,19 @@ export class ReadCopies implements PeerReadCopies {
   async #apply(
     file: BookFile,
     manifest: FileManifest,
-    stripe: number,
-    entry: BookStripe,
+    layout: StripeLayout,
+    entry: BookPiece,
     placed: readonly string[],
     step: ReplicaStep,
   ): Promise<void> {
     if (step.kind === "none") return;
     const copy = entry.copies.find((c) => c.node === step.node);
-    const where = { volume: manifest.volume, file: manifest.name, stripe, node: step.node };
+    const { stripe, slot } = entry;
+    const where = { volume: manifest.volume, file: manifest.name, stripe, slot, node: step.node };
     switch (step.kind) {
       case "add": {
-        const k = stripeKey(manifest, stripe);
-        const adding = this.#add(file, manifest, stripe, entry, placed, step.node)
+        const k = addingKey(manifest, entry);
+        const adding = this.#add(file, manifest, layout, entry, placed, step.node)
           .catch((error: unknown) =>
             this.#log.warn({ ...where, err: (error as Error).message }, "read copy not added"),
           )
@@ -401,7 +421,10 @@ export class ReadCopies implements PeerReadCopies {
             ? "read copy draining (every holder Low)"
             : "read copy serving again (hot again)",
         );
-        await this.#renewAll({ ...this.#fileOf(manifest), stripes: new Map([[stripe, entry]]) });
+        await this.#renewAll({
+          ...this.#fileOf(manifest),
+          pieces: new Map([[bookKey(stripe, slot), entry]]),
+        });
         return;
       }
       case "remove": {
@@ -409,7 +432,7 @@ export class ReadCopies implements PeerReadCopies {
         const overdue =
           copy.drainingSinceMs !== undefined &&
           this.#now() - copy.drainingSinceMs > this.config.drainTimeoutMs;
-        const key = this.#copyKey(manifest, stripe);
+        const key = this.#copyKey(manifest, entry);
         try {
           const reply = await this.#call<ReleaseReply>(step.node, {
             op: "release",
@@ -427,7 +450,7 @@ export class ReadCopies implements PeerReadCopies {
         const reason = overdue
           ? `drained for ${this.config.drainTimeoutMs} ms with reads still in flight`
           : "drained";
-        this.#forgetCopy(this.#fileOf(manifest), stripe, entry, step.node, reason);
+        this.#forgetCopy(this.#fileOf(manifest), entry, step.node, reason);
       }
     }
   }
@@ -435,30 +458,41 @@ export class ReadCopies implements PeerReadCopies {
   async #add(
     file: BookFile,
     manifest: FileManifest,
-    stripe: number,
-    entry: BookStripe,
+    layout: StripeLayout,
+    entry: BookPiece,
     placed: readonly string[],
     node: string,
   ): Promise<void> {
     const pieces = this.#deps.pieces();
+    const { stripe, slot } = entry;
     const base = { volume: manifest.volume, fileId: manifest.fileId, version: manifest.version, stripe };
+    // Replicas: any placed replica. Erasure: the slot's holder, else a copy of the slot that serves.
+    const sources =
+      layout.kind === "replicas"
+        ? placed.map((holder, s) => ({ holder, key: { ...base, slot: s } }))
+        : [
+            { holder: placed[slot] as string, key: { ...base, slot } },
+            ...entry.copies
+              .filter((c) => c.phase === "serving")
+              .map((c) => ({ holder: c.node, key: readCopyKey({ ...base, slot }) })),
+          ];
     let data: Buffer[] | undefined;
     let from: string | undefined;
-    for (const [slot, holder] of placed.entries()) {
+    for (const source of sources) {
       try {
-        data = await pieces.get(holder, { ...base, slot });
-        from = holder;
+        data = await pieces.get(source.holder, source.key);
+        from = source.holder;
         break;
       } catch {
-        // another replica
+        // the next source
       }
     }
-    const where = { volume: manifest.volume, file: manifest.name, stripe, node };
+    const where = { volume: manifest.volume, file: manifest.name, stripe, slot, node };
     if (data === undefined) {
-      this.#log.warn(where, "read copy not added: no replica of the stripe could be read");
+      this.#log.warn(where, "read copy not added: the piece could be read from none of its holders");
       return;
     }
-    const key = this.#copyKey(manifest, stripe);
+    const key = this.#copyKey(manifest, entry);
     await this.#call(node, { op: "hold", keys: [key], leaseMs: this.config.leaseMs });
     try {
       await pieces.put(node, key, data);
@@ -468,47 +502,50 @@ export class ReadCopies implements PeerReadCopies {
       return;
     }
     // The file may have been overwritten, deleted or gone cold meanwhile: then the copy is not booked.
-    if (this.#book.file(file.volume, file.fileId) !== file || file.stripes.get(stripe) !== entry) {
+    if (
+      this.#book.file(file.volume, file.fileId) !== file ||
+      file.pieces.get(bookKey(stripe, slot)) !== entry
+    ) {
       await this.#call(node, { op: "release", keys: [key], force: true });
       return;
     }
     entry.copies.push({ node, phase: "serving", inFlight: 0 });
+    const what = layout.kind === "replicas" ? "the stripe" : `data slot ${slot}`;
     this.#event(
       "added",
       this.#fileOf(manifest),
-      stripe,
+      entry,
       node,
-      `every holder of the stripe High; copied from ${from}`,
+      `every holder of ${what} High; copied from ${from}`,
     );
   }
 
   /** Releases every copy of a file that stopped being this owner's business (overwritten, deleted, moved). */
   async #releaseAll(file: BookFile, reason: string): Promise<void> {
-    for (const [stripe, entry] of file.stripes) {
+    for (const entry of file.pieces.values()) {
       for (const copy of [...entry.copies]) {
-        const key = this.#copyKey(file, stripe);
+        const key = this.#copyKey(file, entry);
         await this.#call(copy.node, { op: "release", keys: [key], force: true }).catch((error: unknown) =>
           this.#log.warn(
             { node: copy.node, err: (error as Error).message },
             "read copy not released; its lease will",
           ),
         );
-        this.#forgetCopy(file, stripe, entry, copy.node, reason);
+        this.#forgetCopy(file, entry, copy.node, reason);
       }
     }
   }
 
   #forgetCopy(
     file: Pick<BookFile, "volume" | "fileId" | "version">,
-    stripe: number,
-    entry: BookStripe,
+    entry: BookPiece,
     node: string,
     reason: string,
   ): void {
     const at = entry.copies.findIndex((c) => c.node === node);
     if (at < 0) return;
     entry.copies.splice(at, 1);
-    this.#event("removed", file, stripe, node, reason);
+    this.#event("removed", file, entry, node, reason);
   }
 
   #fileOf(manifest: FileManifest): Pick<BookFile, "volume" | "fileId" | "version"> {
@@ -518,7 +555,7 @@ export class ReadCopies implements PeerReadCopies {
   #event(
     kind: ReadCopyEvent["kind"],
     file: Pick<BookFile, "volume" | "fileId" | "version">,
-    stripe: number,
+    entry: Pick<BookPiece, "stripe" | "slot">,
     node: string,
     reason: string,
   ): void {
@@ -527,7 +564,8 @@ export class ReadCopies implements PeerReadCopies {
       volume: file.volume,
       fileId: file.fileId,
       version: file.version,
-      stripe,
+      stripe: entry.stripe,
+      slot: entry.slot,
       node,
       reason,
     };
@@ -536,6 +574,13 @@ export class ReadCopies implements PeerReadCopies {
   }
 }
 
-function stripeKey(file: Pick<BookFile, "volume" | "fileId" | "version">, stripe: number): string {
-  return `${file.volume}/${file.fileId}/${file.version}/${stripe}`;
+function addingKey(file: Pick<BookFile, "volume" | "fileId" | "version">, entry: BookPiece): string {
+  return `${file.volume}/${file.fileId}/${file.version}/${bookKey(entry.stripe, entry.slot)}`;
+}
+
+/** The nodes holding copies of the other booked slots of `entry`'s stripe (erasure: kept apart). */
+function otherSlotsCopies(file: BookFile, entry: BookPiece): string[] {
+  return [...file.pieces.values()]
+    .filter((p) => p.stripe === entry.stripe && p !== entry)
+    .flatMap((p) => p.copies.map((c) => c.node));
 }

@@ -1,6 +1,7 @@
 // An owner's book of the read copies of the files it owns (load/read-copies.ts):
-// per file version, per stripe, until when it counts as read (hot) and its
-// temporary copies with their phase and reads in flight. Pure bookkeeping,
+// per file version, per copied piece (a replicated stripe, or one data
+// slot of an erasure-coded stripe), until when it counts as read (hot) and
+// its temporary copies with their phase and reads in flight. Pure bookkeeping,
 // the clock handed in; what to do next is read-replicas.ts's, doing it is
 // the caller's. Readers are told only the serving copies (record()).
 import type { CopyPhase } from "./read-copy-holds.ts";
@@ -15,7 +16,10 @@ export interface BookCopy {
   drainingSinceMs?: number;
 }
 
-export interface BookStripe {
+/** One piece that is read hot: replicas: slot 0 stands for the stripe; erasure: a data slot. */
+export interface BookPiece {
+  stripe: number;
+  slot: number;
   /** Until when readers' notes count it as being read. */
   hotUntilMs: number;
   /** Oldest first (read-replicas.ts drains the newest first). */
@@ -26,7 +30,8 @@ export interface BookFile {
   volume: string;
   fileId: string;
   version: number;
-  stripes: Map<number, BookStripe>;
+  /** By bookKey(stripe, slot). */
+  pieces: Map<string, BookPiece>;
 }
 
 /** Most files an owner tracks at once: a bound on memory whatever readers report. */
@@ -36,20 +41,28 @@ export class ReadCopyBook {
   readonly #files = new Map<string, BookFile>();
 
   /**
-   * A reader found every holder of `stripe` High. A note about another
+   * A reader found every holder of `slot` of `stripe` High. A note about another
    * version than the one booked is ignored (the owner's tick settles which
    * is current); with the book full, a new file is not taken.
    */
-  noteHot(volume: string, fileId: string, version: number, stripe: number, untilMs: number): void {
+  noteHot(
+    volume: string,
+    fileId: string,
+    version: number,
+    stripe: number,
+    slot: number,
+    untilMs: number,
+  ): void {
     let file = this.#files.get(fileKey(volume, fileId));
     if (file === undefined) {
       if (this.#files.size >= BOOK_FILES_MAX) return;
-      file = { volume, fileId, version, stripes: new Map() };
+      file = { volume, fileId, version, pieces: new Map() };
       this.#files.set(fileKey(volume, fileId), file);
     }
     if (file.version !== version) return;
-    const entry = file.stripes.get(stripe);
-    if (entry === undefined) file.stripes.set(stripe, { hotUntilMs: untilMs, copies: [] });
+    const entry = file.pieces.get(bookKey(stripe, slot));
+    if (entry === undefined)
+      file.pieces.set(bookKey(stripe, slot), { stripe, slot, hotUntilMs: untilMs, copies: [] });
     else entry.hotUntilMs = Math.max(entry.hotUntilMs, untilMs);
   }
 
@@ -65,12 +78,12 @@ export class ReadCopyBook {
     this.#files.delete(fileKey(volume, fileId));
   }
 
-  /** Drops stripes neither read nor copied any more, then files with no stripe left. */
+  /** Drops pieces neither read nor copied any more, then files with no piece left. */
   prune(nowMs: number): void {
     for (const [k, file] of this.#files) {
-      for (const [stripe, entry] of file.stripes)
-        if (entry.copies.length === 0 && entry.hotUntilMs <= nowMs) file.stripes.delete(stripe);
-      if (file.stripes.size === 0) this.#files.delete(k);
+      for (const [at, entry] of file.pieces)
+        if (entry.copies.length === 0 && entry.hotUntilMs <= nowMs) file.pieces.delete(at);
+      if (file.pieces.size === 0) this.#files.delete(k);
     }
   }
 
@@ -79,19 +92,20 @@ export class ReadCopyBook {
     const file = this.#files.get(fileKey(volume, fileId));
     if (file === undefined) return undefined;
     const copies: CopyRecord["copies"] = [];
-    for (const [stripe, entry] of file.stripes)
-      for (const c of entry.copies) if (c.phase === "serving") copies.push({ stripe, node: c.node });
+    for (const { stripe, slot, copies: held } of file.pieces.values())
+      for (const c of held) if (c.phase === "serving") copies.push({ stripe, slot, node: c.node });
     return { version: file.version, copies };
   }
 
   owned(): OwnedCopy[] {
     return this.files().flatMap((f) =>
-      [...f.stripes].flatMap(([stripe, entry]) =>
+      [...f.pieces.values()].flatMap((entry) =>
         entry.copies.map((c) => ({
           volume: f.volume,
           fileId: f.fileId,
           version: f.version,
-          stripe,
+          stripe: entry.stripe,
+          slot: entry.slot,
           node: c.node,
           phase: c.phase,
           inFlight: c.inFlight,
@@ -101,8 +115,8 @@ export class ReadCopyBook {
   }
 }
 
-/** A stripe's copies as read-replicas.ts takes them: a drain older than `drainTimeoutMs` is overdue. */
-export function tempsOf(entry: BookStripe, nowMs: number, drainTimeoutMs: number): TempReplica[] {
+/** A piece's copies as read-replicas.ts takes them: a drain older than `drainTimeoutMs` is overdue. */
+export function tempsOf(entry: BookPiece, nowMs: number, drainTimeoutMs: number): TempReplica[] {
   return entry.copies.map((c) => {
     const t: TempReplica = { node: c.node, phase: c.phase, inFlight: c.inFlight };
     if (c.drainingSinceMs !== undefined && nowMs - c.drainingSinceMs > drainTimeoutMs) t.overdue = true;
@@ -112,4 +126,9 @@ export function tempsOf(entry: BookStripe, nowMs: number, drainTimeoutMs: number
 
 function fileKey(volume: string, fileId: string): string {
   return `${volume}/${fileId}`;
+}
+
+/** A booked piece's key within its file. */
+export function bookKey(stripe: number, slot: number): string {
+  return `${stripe}/${slot}`;
 }

@@ -1,7 +1,8 @@
 // A reader's side of read copies (load/read-copies.ts): the holders a read
 // of a replicated stripe chooses from are its placed ones plus the copies
 // its file's owner says serve, and a read that finds every one of them High
-// tells the owner so (that is what makes a stripe hot).
+// tells the owner so (that is what makes a stripe hot). Under erasure the
+// same holds per data slot: the slot's one placed holder plus its copies.
 //
 // The owner's record is cached per file and refreshed in the background, so
 // a read never waits on it: the first read of a file sees no copies, the
@@ -31,7 +32,7 @@ export interface ReadCopyDirectoryDeps {
   levelOf: (node: string) => LoadLevel;
   /** This node's own book, for files it owns. */
   localRecord: (volume: string, fileId: string) => CopyRecord | undefined;
-  noteHotLocal: (volume: string, fileId: string, version: number, stripe: number) => void;
+  noteHotLocal: (volume: string, fileId: string, version: number, stripe: number, slot: number) => void;
   /** A ReadCopies call to another node. */
   ask: (node: string, request: ReadCopyRequest) => Promise<unknown>;
   log: Logger;
@@ -60,11 +61,14 @@ export class ReadCopyDirectory {
     this.#deps = deps;
   }
 
-  /** The holders a read of `stripe` may ask: `placed` by slot, then the stripe's serving copies. */
-  holders(manifest: FileManifest, stripe: number, placed: readonly string[]): ReadHolder[] {
-    const holders = placed.map((node, slot) => ({ node, slot }));
-    // An erasure stripe's pieces differ from slot to slot: only replicas are copied.
-    if (layoutOf(manifest).kind !== "replicas") return holders;
+  /**
+   * The holders a read may ask. Replicas: `placed` by slot, then the
+   * stripe's serving copies (`slot` is 0). Erasure: data slot `slot`'s
+   * placed holder, then that slot's serving copies (pieces differ from slot
+   * to slot, so each data slot is copied on its own; parity never is).
+   */
+  holders(manifest: FileManifest, stripe: number, placed: readonly string[], slot = 0): ReadHolder[] {
+    const holders = placedHolders(manifest, placed, slot);
     const d = this.#deps;
     const owner = fileOwner(d.map(), manifest.volume, manifest.fileId, manifest.redundancy);
     const record =
@@ -73,10 +77,10 @@ export class ReadCopyDirectory {
         : this.#cached(owner, manifest, placed);
     if (record?.version === manifest.version) {
       for (const c of record.copies)
-        if (c.stripe === stripe && !placed.includes(c.node))
-          holders.push({ node: c.node, slot: READ_COPY_SLOT_BASE });
+        if (c.stripe === stripe && c.slot === slot && !holders.some((h) => h.node === c.node))
+          holders.push({ node: c.node, slot: READ_COPY_SLOT_BASE + slot });
     }
-    if (holders.every((h) => d.levelOf(h.node) === "High")) this.#noteHot(owner, manifest, stripe);
+    if (holders.every((h) => d.levelOf(h.node) === "High")) this.#noteHot(owner, manifest, stripe, slot);
     return holders;
   }
 
@@ -104,21 +108,32 @@ export class ReadCopyDirectory {
     remember(this.#records, k, { record, atMs: d.now(), fetching: false });
   }
 
-  #noteHot(owner: string, manifest: FileManifest, stripe: number): void {
+  #noteHot(owner: string, manifest: FileManifest, stripe: number, slot: number): void {
     const d = this.#deps;
-    const k = `${manifest.volume}/${manifest.fileId}/${manifest.version}/${stripe}`;
+    const k = `${manifest.volume}/${manifest.fileId}/${manifest.version}/${stripe}/${slot}`;
     const now = d.now();
     if (now - (this.#hotSentAt.get(k) ?? Number.NEGATIVE_INFINITY) < d.hotNoteGapMs) return;
     remember(this.#hotSentAt, k, now);
     const { volume, fileId, version } = manifest;
     if (owner === d.self) {
-      d.noteHotLocal(volume, fileId, version, stripe);
+      d.noteHotLocal(volume, fileId, version, stripe, slot);
       return;
     }
-    d.ask(owner, { op: "hot", volume, fileId, version, stripe }).catch((error: unknown) =>
+    d.ask(owner, { op: "hot", volume, fileId, version, stripe, slot }).catch((error: unknown) =>
       d.log.debug({ owner, file: manifest.name, err: (error as Error).message }, "hot stripe not told"),
     );
   }
+}
+
+/** A read's placed holders: replicas: all of them by slot; erasure: data slot `slot`'s alone. */
+export function placedHolders(
+  manifest: Pick<FileManifest, "chunkSizeBytes" | "redundancy">,
+  placed: readonly string[],
+  slot: number,
+): ReadHolder[] {
+  return layoutOf(manifest).kind === "replicas"
+    ? placed.map((node, s) => ({ node, slot: s }))
+    : [{ node: placed[slot] as string, slot }];
 }
 
 function remember<V>(map: Map<string, V>, k: string, value: V): void {

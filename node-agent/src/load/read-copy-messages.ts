@@ -4,6 +4,7 @@
 // serve a file; anyone asks a node what it holds and owns (status). Every
 // request is validated here before it touches anything.
 import { validateFileId } from "../core/names.ts";
+import { WIDTH_MAX } from "../core/volume.ts";
 import { MosaicError } from "../errors.ts";
 import { validatePieceKey } from "../rpc/messages.ts";
 import { isReadCopy, type PieceKey } from "../storage/piece-key.ts";
@@ -20,8 +21,11 @@ export type ReadCopyRequest =
   | { op: "renew"; keys: PieceKey[]; phase: CopyPhase; leaseMs: number }
   /** Delete copies with no read in flight (all of them with force); answers which are gone. */
   | { op: "release"; keys: PieceKey[]; force: boolean }
-  /** To a file's owner: a reader found every holder of this stripe High. */
-  | { op: "hot"; volume: string; fileId: string; version: number; stripe: number }
+  /**
+   * To a file's owner: a reader found every holder of this piece High. Replicas:
+   * slot 0 stands for the stripe (every replica is the same piece); erasure: a data slot.
+   */
+  | { op: "hot"; volume: string; fileId: string; version: number; stripe: number; slot: number }
   /** To a file's owner: the copies that serve reads of the file now. */
   | { op: "record"; volume: string; fileId: string }
   | { op: "status" };
@@ -33,10 +37,10 @@ export interface ReleaseReply {
   released: boolean[];
 }
 
-/** The serving copies of one file version, as its owner tells readers. */
+/** The serving copies of one file version, as its owner tells readers (slot: as in the hot note). */
 export interface CopyRecord {
   version: number;
-  copies: { stripe: number; node: string }[];
+  copies: { stripe: number; slot: number; node: string }[];
 }
 
 /** Read copies one node holds of a volume in one phase (the metrics' gauge, `mosaic nodes`). */
@@ -57,6 +61,8 @@ export interface OwnedCopy {
   fileId: string;
   version: number;
   stripe: number;
+  /** The placed slot it copies (replicas: 0). */
+  slot: number;
   node: string;
   phase: CopyPhase;
   inFlight: number;
@@ -115,6 +121,8 @@ export function validateReadCopyRequest(value: unknown): ReadCopyRequest {
         fileId: validateFileId(o.fileId),
         version: integer(o, "version", 0, Number.MAX_SAFE_INTEGER),
         stripe: integer(o, "stripe", 0, 0x7fff_ffff),
+        // Absent from an agent that predates erasure copies: it noted a replicated stripe.
+        slot: o.slot === undefined ? 0 : integer(o, "slot", 0, WIDTH_MAX - 1),
       };
     case "record":
       return { op: "record", volume: volumeOf(o), fileId: validateFileId(o.fileId) };
@@ -133,9 +141,10 @@ export function validateCopyRecord(value: unknown): CopyRecord {
   const o = value as Record<string, unknown>;
   if (!Number.isSafeInteger(o.version) || !Array.isArray(o.copies)) throw bad();
   const copies = o.copies.map((c: unknown) => {
-    const { stripe, node } = (c ?? {}) as Record<string, unknown>;
+    const { stripe, slot = 0, node } = (c ?? {}) as Record<string, unknown>;
     if (!Number.isSafeInteger(stripe) || typeof node !== "string") throw bad();
-    return { stripe: stripe as number, node };
+    if (!Number.isSafeInteger(slot) || (slot as number) < 0 || (slot as number) >= WIDTH_MAX) throw bad();
+    return { stripe: stripe as number, slot: slot as number, node };
   });
   return { version: o.version as number, copies };
 }

@@ -130,10 +130,11 @@ export function peerServiceHandlers(deps: PeerServiceDeps): grpc.UntypedServiceI
                   data,
                   sent: { dataLengthBytes: h.dataLengthBytes, crc32c: h.crc32c } as GetPieceHeader,
                 }))
-              : deps.store.getRange(key, range).then(({ data, crc32c }) => ({
-                  data,
-                  sent: { dataLengthBytes: data.length, crc32c, range } as GetPieceHeader,
-                }));
+              : // Lent bytes: gRPC copies each message into a frame of its own, so they go back once the call has ended.
+                deps.store.lendRange(key, range).then(({ data, crc32c, release }) => {
+                  for (const e of ["finish", "close", "error"]) call.once(e, release);
+                  return { data, sent: { dataLengthBytes: data.length, crc32c, range } as GetPieceHeader };
+                });
           const { data, sent } = await read.catch((error: unknown) => {
             if (isMosaicError(error, "MOSAIC_ERR_NO_SUCH_CHUNK")) deps.onMissingPiece?.(key);
             throw error;

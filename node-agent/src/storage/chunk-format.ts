@@ -1,10 +1,14 @@
-// The bytes of a chunk file: a self-describing header, then the data. The
-// header names the chunk it holds (so a file in the wrong place is caught) and
-// carries its own crc32c (so a flipped bit in it is caught like one in the data).
+// The bytes of a chunk file: a self-describing header, then the data, then
+// (format version 2) the block table: a crc32c per 64 KiB block of the data
+// (block-table.ts), which lets a read of part of a piece check only the
+// blocks it touches. The header names the chunk it holds (so a file in the
+// wrong place is caught) and carries its own crc32c (so a flipped bit in it
+// is caught like one in the data); the table is tied to it by adding up to
+// the data crc32c the header holds. Version 1 files (no table) stay readable.
 //
-// Layout, big-endian, n = volume length (1..63):
+// Header layout (both versions), big-endian, n = volume length (1..63):
 //   0      4  magic "MOSC"
-//   4      1  format version (1)
+//   4      1  format version (1, or 2 with a block table after the data)
 //   5      2  header length (50 + n), lets a later version grow the header
 //   7      1  n
 //   8      n  volume, UTF-8
@@ -15,8 +19,10 @@
 //   38+n   4  data length (u32)
 //   42+n   4  data crc32c
 //   46+n   4  crc32c of bytes 0 .. 46+n
+// Version 2, after the data: u32 crc32c of each 64 KiB block (the last may be shorter).
 import { crc32c } from "@node-rs/crc32";
 import { MosaicError } from "../errors.ts";
+import { tableBytesOf } from "./block-table.ts";
 import {
   describePieceKey,
   isVolumeName,
@@ -33,7 +39,10 @@ export interface ChunkHeader extends PieceKey {
 }
 
 const MAGIC = Buffer.from("MOSC", "latin1");
-export const FORMAT_VERSION = 1;
+/** The version written; every version up to it is read. */
+export const FORMAT_VERSION = 2;
+/** Chunks written before block tables: read and checked whole. */
+export const FORMAT_VERSION_WHOLE = 1;
 const FIXED_BYTES = 50;
 const VOLUME_MAX_BYTES = 63;
 const U32_MAX = 2 ** 32 - 1;
@@ -47,7 +56,10 @@ export function headerLengthOf(volume: string): number {
   return FIXED_BYTES + Buffer.byteLength(volume, "utf8");
 }
 
-export function encodeHeader(h: ChunkHeader): Buffer {
+export function encodeHeader(h: ChunkHeader, formatVersion = FORMAT_VERSION): Buffer {
+  if (formatVersion !== FORMAT_VERSION && formatVersion !== FORMAT_VERSION_WHOLE) {
+    throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `unknown chunk format version ${formatVersion}`);
+  }
   const key = validatePieceKey(h);
   for (const field of ["dataLengthBytes", "crc32c"] as const) {
     const value = h[field];
@@ -62,7 +74,7 @@ export function encodeHeader(h: ChunkHeader): Buffer {
   const n = volume.length;
   const buf = Buffer.alloc(FIXED_BYTES + n);
   MAGIC.copy(buf, 0);
-  buf.writeUInt8(FORMAT_VERSION, 4);
+  buf.writeUInt8(formatVersion, 4);
   buf.writeUInt16BE(buf.length, 5);
   buf.writeUInt8(n, 7);
   volume.copy(buf, 8);
@@ -83,12 +95,13 @@ export function encodeHeader(h: ChunkHeader): Buffer {
 export function decodeHeader(
   buf: Buffer,
   label = "chunk",
-): { header: ChunkHeader; headerLengthBytes: number } {
+): { header: ChunkHeader; headerLengthBytes: number; formatVersion: number } {
   const corrupt = (why: string) => new MosaicError("MOSAIC_ERR_CHUNK_CORRUPT", `${label}: ${why}`);
   if (buf.length < 8) throw corrupt(`header truncated (${buf.length} bytes)`);
   if (!buf.subarray(0, 4).equals(MAGIC)) throw corrupt(`bad magic 0x${buf.subarray(0, 4).toString("hex")}`);
   const format = buf.readUInt8(4);
-  if (format !== FORMAT_VERSION) throw corrupt(`unknown format version ${format}`);
+  if (format !== FORMAT_VERSION && format !== FORMAT_VERSION_WHOLE)
+    throw corrupt(`unknown format version ${format}`);
   const headerLengthBytes = buf.readUInt16BE(5);
   const n = buf.readUInt8(7);
   if (n < 1 || n > VOLUME_MAX_BYTES || headerLengthBytes !== FIXED_BYTES + n) {
@@ -123,7 +136,13 @@ export function decodeHeader(
     dataLengthBytes: buf.readUInt32BE(38 + n),
     crc32c: buf.readUInt32BE(42 + n),
   };
-  return { header, headerLengthBytes };
+  return { header, headerLengthBytes, formatVersion: format };
+}
+
+/** The size of a chunk file of this header and format: header, data and (version 2) block table. */
+export function fileBytesOf(header: ChunkHeader, headerLengthBytes: number, formatVersion: number): number {
+  const table = formatVersion === FORMAT_VERSION_WHOLE ? 0 : tableBytesOf(header.dataLengthBytes);
+  return headerLengthBytes + header.dataLengthBytes + table;
 }
 
 /** crc32c of data given whole or in parts, with no copy. */
@@ -159,6 +178,6 @@ export function verifyData(header: ChunkHeader, data: Buffer | Buffer[], compute
   }
 }
 
-function hex32(value: number): string {
+export function hex32(value: number): string {
   return `0x${value.toString(16).padStart(8, "0")}`;
 }

@@ -70,9 +70,9 @@ export async function readChunkSlice(
 }
 
 /**
- * A few large buffers kept for reuse. Its buffers are never handed to a
- * caller's data, so what is left in them from an earlier read never leaves
- * the process.
+ * A few large buffers kept for reuse. What is left in one from an earlier
+ * read must never leave the process: a buffer is used as scratch, or lent
+ * as a view of exactly the bytes a read has just overwritten.
  */
 export class ScratchBuffers {
   readonly #free: Buffer[] = [];

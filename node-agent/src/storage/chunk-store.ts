@@ -8,13 +8,17 @@ import { dirname, join } from "node:path";
 import { crc32c } from "@node-rs/crc32";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { readBlockRange } from "./block-read.ts";
+import { checkBlocks, combineBlocks, encodeTable, tableBytesOf, tableMatches } from "./block-table.ts";
 import {
   type ChunkHeader,
-  crc32cOf,
   decodeHeader,
   encodeHeader,
+  FORMAT_VERSION_WHOLE,
+  fileBytesOf,
   HEADER_MAX_BYTES,
   headerLengthOf,
+  hex32,
   lengthOf,
   verifyData,
 } from "./chunk-format.ts";
@@ -23,6 +27,7 @@ import { readChunkSlice, ScratchBuffers } from "./chunk-slice.ts";
 import { crc32cCombine } from "./crc32c-combine.ts";
 import { DirSyncer } from "./dir-sync.ts";
 import { DIR_MODE, ensureDir, isErrno, removeQuietly, syncDir, writeSynced } from "./durable-fs.ts";
+import { closeFd, openForRead } from "./fd-io.ts";
 import { formatBytes } from "./format-bytes.ts";
 import { KeyedMutex } from "./keyed-mutex.ts";
 import {
@@ -32,6 +37,9 @@ import {
   samePieceKey,
   validatePieceKey,
 } from "./piece-key.ts";
+
+/** Ranges up to this size are read into lent buffers (lendRange); a piece of the default 1 MiB chunk fits. */
+const LEND_MAX_BYTES = 1024 * 1024;
 
 export interface ChunkStoreOptions {
   /** Budget for chunk files (headers included); puts beyond it are refused. */
@@ -56,6 +64,8 @@ export class ChunkStore {
   readonly #dirSyncer = new DirSyncer();
   /** The bytes around a range being read (getRange), kept for reuse. */
   readonly #scratch = new ScratchBuffers();
+  /** Buffers lent to lendRange's callers, back once they have sent the bytes. */
+  readonly #lent = new ScratchBuffers(16);
   #usedBytes: number;
   #reservedBytes = 0;
 
@@ -110,17 +120,24 @@ export class ChunkStore {
         `chunk ${describePieceKey(k)}: data must be a Buffer or Buffer[]`,
       );
     }
-    const header: ChunkHeader = {
-      ...k,
-      dataLengthBytes: lengthOf(parts),
-      crc32c: verifiedCrc32c ?? crc32cOf(parts),
-    };
+    // One pass over the bytes: the block table, whose entries combine into the whole data's crc32c.
+    const table = encodeTable(parts);
+    const dataLengthBytes = lengthOf(parts);
+    const combined = combineAllBlocks(table, dataLengthBytes);
+    if (verifiedCrc32c !== undefined && verifiedCrc32c !== combined) {
+      throw new MosaicError(
+        "MOSAIC_ERR_BAD_REQUEST",
+        `chunk ${describePieceKey(k)}: data does not match the crc32c it came with ` +
+          `(${hex32(verifiedCrc32c)}, computed ${hex32(combined)})`,
+      );
+    }
+    const header: ChunkHeader = { ...k, dataLengthBytes, crc32c: combined };
     const headerBytes = encodeHeader(header);
-    const sizeBytes = headerBytes.length + header.dataLengthBytes;
+    const sizeBytes = headerBytes.length + dataLengthBytes + table.length;
     this.#reserve(k, sizeBytes);
     const tmpPath = join(this.#layout.tmpDir, `${randomUUID()}.tmp`);
     try {
-      await writeSynced(tmpPath, [headerBytes, ...parts]);
+      await writeSynced(tmpPath, [headerBytes, ...parts, table]);
       const dirs = await this.#fileLocks.run(fileLockKey(k), () => this.#commit(tmpPath, k, sizeBytes));
       for (const d of dirs) await this.#dirSyncer.sync(d);
     } catch (error) {
@@ -168,9 +185,19 @@ export class ChunkStore {
       throw error;
     }
     const result = this.#verified(k, () => {
-      const { header, headerLengthBytes } = decodeHeader(bytes, `chunk ${describePieceKey(k)}`);
+      const label = `chunk ${describePieceKey(k)}`;
+      const { header, headerLengthBytes, formatVersion } = decodeHeader(bytes, label);
       checkKey(k, header);
-      const data = bytes.subarray(headerLengthBytes);
+      if (formatVersion === FORMAT_VERSION_WHOLE) {
+        const data = bytes.subarray(headerLengthBytes);
+        verifyData(header, data);
+        return { header, data };
+      }
+      checkFileBytes(label, header, bytes.length, headerLengthBytes, formatVersion);
+      const dataEnd = headerLengthBytes + header.dataLengthBytes;
+      checkTable(label, header, bytes.subarray(dataEnd));
+      // The data in one pass against the header's crc32c; the table adds up to it, so it holds for every block.
+      const data = bytes.subarray(headerLengthBytes, dataEnd);
       verifyData(header, data);
       return { header, data };
     });
@@ -179,16 +206,119 @@ export class ChunkStore {
   }
 
   /**
-   * Data bytes [offset, offset + length) of a piece, checked as get() checks
-   * (the whole piece against its crc32c: a flipped bit anywhere in it is
-   * caught here), in a buffer of their own; the rest is read into reused
-   * scratch (chunk-slice.ts). A range past the piece's end is a BAD_REQUEST.
+   * Data bytes [offset, offset + length) of a piece, in a buffer of their
+   * own, with their crc32c. Version 2 pieces: the header, the block table
+   * and the 64 KiB blocks the range touches are read, and those blocks are
+   * checked against their entries (a flipped bit anywhere in them is caught;
+   * one in a block the range does not touch is left to whole reads and the
+   * scrubber). Version 1 pieces are read and checked whole (chunk-slice.ts).
+   * A range past the piece's end is a BAD_REQUEST.
    */
   async getRange(
     key: PieceKey,
     range: { offset: number; length: number },
   ): Promise<{ header: ChunkHeader; data: Buffer; crc32c: number }> {
+    const { header, data, crc32c } = await this.#getRange(key, range, (length) => ({
+      buffer: Buffer.allocUnsafeSlow(length),
+      release: () => {},
+    }));
+    return { header, data, crc32c };
+  }
+
+  /**
+   * getRange with the bytes in a buffer lent from a pool (ranges of up to
+   * LEND_MAX_BYTES; larger ones get their own): `release` gives it back,
+   * once they have been sent or copied, and they must not be touched after.
+   * A server that copies what it sends (gRPC frames every message anew)
+   * so reads without a fresh buffer per request, which is what costs it
+   * page faults and garbage collection.
+   */
+  async lendRange(
+    key: PieceKey,
+    range: { offset: number; length: number },
+  ): Promise<{ header: ChunkHeader; data: Buffer; crc32c: number; release: () => void }> {
+    return this.#getRange(key, range, (length) => {
+      if (length > LEND_MAX_BYTES) return { buffer: Buffer.allocUnsafeSlow(length), release: () => {} };
+      const buffer = this.#lent.take(length, LEND_MAX_BYTES);
+      let given = false;
+      const release = () => {
+        if (!given) this.#lent.give(buffer);
+        given = true;
+      };
+      return { buffer: buffer.subarray(0, length), release };
+    });
+  }
+
+  async #getRange(
+    key: PieceKey,
+    range: { offset: number; length: number },
+    lend: (length: number) => { buffer: Buffer; release: () => void },
+  ): Promise<{ header: ChunkHeader; data: Buffer; crc32c: number; release: () => void }> {
     const k = validatePieceKey(key);
+    const label = `chunk ${describePieceKey(k)}`;
+    const { offset, length } = range;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0)
+      throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `${label}: bad range ${offset}+${length}`);
+    const fd = await openForRead(this.#layout.chunkPath(k)).catch((error: unknown) => {
+      throw isErrno(error, "ENOENT") ? noSuchChunk(k, error) : error;
+    });
+    let read: Awaited<ReturnType<typeof readBlockRange>>;
+    let data: { buffer: Buffer; release: () => void } | undefined;
+    const dataBuffer = (length: number) => {
+      data = lend(length);
+      return data.buffer;
+    };
+    try {
+      read = await readBlockRange(fd, range, {
+        scratch: this.#scratch,
+        decode: (head) =>
+          this.#verified(k, () => {
+            const decoded = decodeHeader(head, label);
+            checkKey(k, decoded.header);
+            return decoded;
+          }),
+        outside: (head) =>
+          new MosaicError(
+            "MOSAIC_ERR_BAD_REQUEST",
+            `${label}: bytes [${offset}, ${offset + length}) asked of its ${head.header.dataLengthBytes}`,
+          ),
+        dataBuffer,
+      });
+    } catch (error) {
+      data?.release();
+      throw error;
+    } finally {
+      await closeFd(fd);
+    }
+    if (!("table" in read)) return { ...(await this.#getRangeWhole(k, range)), release: () => {} };
+    const { head, table, blocks, parts } = read;
+    const release = (data as { release: () => void }).release;
+    try {
+      return this.#verified(k, () => {
+        const { header } = head;
+        if (parts === undefined || table.length !== tableBytesOf(header.dataLengthBytes))
+          throw corrupt(
+            `${label}: file ends before its ${header.dataLengthBytes} data bytes and block table`,
+          );
+        checkTable(label, header, table);
+        const checked = checkBlocks(table, header.dataLengthBytes, blocks, parts);
+        if (checked === undefined)
+          throw corrupt(`${label}: checksum mismatch in blocks ${blocks.first}..${blocks.last}`);
+        return { header, data: parts[1], crc32c: checked.rangeCrc32c, release };
+      });
+    } catch (error) {
+      release();
+      throw error;
+    } finally {
+      read.release();
+    }
+  }
+
+  /** A version 1 piece's range: the whole piece read and checked, the range kept. */
+  async #getRangeWhole(
+    k: PieceKey,
+    range: { offset: number; length: number },
+  ): Promise<{ header: ChunkHeader; data: Buffer; crc32c: number }> {
     const headerLengthBytes = headerLengthOf(k.volume);
     const read = await readChunkSlice(
       this.#layout.chunkPath(k),
@@ -245,15 +375,10 @@ export class ChunkStore {
       const { size } = await fh.stat();
       return this.#verified(k, () => {
         const label = `chunk ${describePieceKey(k)}`;
-        const { header, headerLengthBytes } = decodeHeader(buf.subarray(0, bytesRead), label);
-        checkKey(k, header);
-        const dataBytes = size - headerLengthBytes;
-        if (dataBytes !== header.dataLengthBytes) {
-          throw corrupt(
-            `${label}: length mismatch (header says ${header.dataLengthBytes} bytes, file holds ${dataBytes})`,
-          );
-        }
-        return header;
+        const decoded = decodeHeader(buf.subarray(0, bytesRead), label);
+        checkKey(k, decoded.header);
+        checkFileBytes(label, decoded.header, size, decoded.headerLengthBytes, decoded.formatVersion);
+        return decoded.header;
       });
     } finally {
       await fh.close();
@@ -367,6 +492,11 @@ export class ChunkStore {
   }
 }
 
+/** The whole data's crc32c from its block table. */
+function combineAllBlocks(table: Buffer, dataLengthBytes: number): number {
+  return combineBlocks(table, dataLengthBytes, 0, tableBytesOf(dataLengthBytes) / 4 - 1);
+}
+
 function fileLockKey(key: Pick<PieceKey, "volume" | "fileId">): string {
   return `${key.volume}/${key.fileId}`;
 }
@@ -375,6 +505,31 @@ function checkKey(expected: PieceKey, header: ChunkHeader): void {
   if (!samePieceKey(expected, header)) {
     throw corrupt(`chunk ${describePieceKey(expected)}: file holds chunk ${describePieceKey(header)}`);
   }
+}
+
+/** The file is as long as its header says: header, data and (version 2) block table. */
+function checkFileBytes(
+  label: string,
+  header: ChunkHeader,
+  fileBytes: number,
+  headerLengthBytes: number,
+  formatVersion: number,
+): void {
+  const expected = fileBytesOf(header, headerLengthBytes, formatVersion);
+  if (fileBytes !== expected) {
+    const table = formatVersion === FORMAT_VERSION_WHOLE ? "" : " and its block table";
+    throw corrupt(
+      `${label}: length mismatch (header says ${header.dataLengthBytes} bytes${table}: ` +
+        `a file of ${expected}; it holds ${fileBytes})`,
+    );
+  }
+}
+
+function checkTable(label: string, header: ChunkHeader, table: Buffer): void {
+  if (!tableMatches(table, header.dataLengthBytes, header.crc32c))
+    throw corrupt(
+      `${label}: block table checksum mismatch (its blocks do not add up to ${hex32(header.crc32c)})`,
+    );
 }
 
 function corrupt(message: string): MosaicError {

@@ -1,8 +1,8 @@
 // ChunkStore.getRange on real chunk files: the bytes of a range, its own
-// crc32c, the whole piece still checked (a flipped bit outside the range
-// fails it, the header too), a range past the piece's end a clear
-// BAD_REQUEST, a missing piece NO_SUCH_CHUNK, and many ranges of pieces of
-// different sizes read at once, through the same reused scratch, each
+// crc32c, every 64 KiB block it touches checked (a flipped bit in them
+// fails it even outside the range, the header too), a range past the
+// piece's end a clear BAD_REQUEST, a missing piece NO_SUCH_CHUNK, and many
+// ranges of pieces of different sizes read at once, through the same reused scratch, each
 // exactly right.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -81,13 +81,14 @@ describe("ChunkStore.getRange", () => {
     );
   });
 
-  test("a flipped bit before, in or after the range, or in the header, fails the read as corrupt", async () => {
+  test("a flipped bit before, in or after the range (in the blocks it touches), or in the header, fails the read as corrupt", async () => {
     const header = headerLengthOf("media");
-    // Stripe 3 (1 MiB): the range [400_000, 500_000) is asked each time; a new bit is flipped each time.
+    // Stripe 3 (1 MiB): the range [400_000, 500_000) is asked each time, which touches the 64 KiB blocks
+    // [393_216, 524_288); a new bit is flipped each time.
     for (const [where, at] of [
-      ["before the range", header + 10],
+      ["before the range", header + 393_300],
       ["in the range", header + 450_000],
-      ["after the range", header + 1_048_000],
+      ["after the range", header + 524_000],
       ["in the header", 20],
     ] as const) {
       await store.put(keyOf(3), pieces[3] as Buffer);

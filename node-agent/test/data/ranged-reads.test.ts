@@ -4,7 +4,8 @@
 // through readFileRange, and gets exactly the source's bytes back: ranges at
 // the start, middle and end of a piece, across pieces and stripes, one byte,
 // the short last stripe. A holder whose piece has a flipped bit outside the
-// range asked still refuses it (it checks the whole piece), and the reader
+// range asked, in a 64 KiB block the range touches, still refuses it (it
+// checks every block it reads), and the reader
 // rebuilds the stripe from parity, whether the holder is a peer or itself.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -145,8 +146,8 @@ describe("ranged piece reads", { timeout: 300_000 }, () => {
   });
 
   test("a peer's piece with a flipped bit outside the range is refused by its holder; the stripe is rebuilt", async () => {
-    // Stripe 1, slot 0: asked for bytes 0..99 of it, corrupt at byte 200_000.
-    const holder = await corrupt(1, 0, 200_000);
+    // Stripe 1, slot 0: asked for bytes 0..99 of it, corrupt at byte 60_000 (the same 64 KiB block).
+    const holder = await corrupt(1, 0, 60_000);
     const reader = g.cluster.agents.find((a) => a !== holder) as Agent;
     await readRebuilt(readerOn(reader).ctx, STRIPE, STRIPE + 100, { stripe: 1, slot: 0, holder });
     const reply = await ask(g.url(g.cluster.agents.indexOf(reader)), `/v1/media/${NAME}`, {
@@ -157,8 +158,8 @@ describe("ranged piece reads", { timeout: 300_000 }, () => {
   });
 
   test("this node's own piece with a flipped bit outside the range is caught on the local read too", async () => {
-    // Stripe 2, slot 1, read on its holder: bytes 10..19 of the piece asked, byte 100_000 corrupt.
-    const holder = await corrupt(2, 1, 100_000);
+    // Stripe 2, slot 1, read on its holder: bytes 10..19 of the piece asked, byte 50_000 (same block) corrupt.
+    const holder = await corrupt(2, 1, 50_000);
     const { ctx, pieces } = readerOn(holder);
     const start = 2 * STRIPE + CHUNK + 10;
     await readRebuilt(ctx, start, start + 10, { stripe: 2, slot: 1, holder });

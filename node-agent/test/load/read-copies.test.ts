@@ -24,8 +24,7 @@ import type { FileManifest } from "../../src/core/manifest.ts";
 import { fileIdOf } from "../../src/core/names.ts";
 import { fileOwner } from "../../src/core/ownership.ts";
 import { placeStripe } from "../../src/core/placement.ts";
-import { DEFAULT_LOAD_CONFIG, type LoadConfig } from "../../src/load/level.ts";
-import type { ReadCopyConfig, ReadCopyEvent } from "../../src/load/read-copies.ts";
+import type { ReadCopyEvent } from "../../src/load/read-copies.ts";
 import type { ReadCopyStatus } from "../../src/load/read-copy-messages.ts";
 import { silentLogger } from "../../src/log.ts";
 import { PeerClients } from "../../src/rpc/peer-client.ts";
@@ -33,24 +32,20 @@ import { encodeJson } from "../../src/rpc/wire.ts";
 import { ChunkLayout } from "../../src/storage/chunk-layout.ts";
 import { type PieceKey, readCopyKey } from "../../src/storage/piece-key.ts";
 import { sleep } from "../helpers/process-cluster.ts";
-import { hotVolume, loopbackMap, startCpuHolder, startReader, stopChildren } from "./helpers/cpu-holders.ts";
+import {
+  COPIES,
+  copyStatus,
+  readCopiesGauge,
+  piecesServed as servedBy,
+  startCopyHolders,
+  waitFor,
+} from "./helpers/copy-probes.ts";
+import { hotVolume, loopbackMap, startReader, stopChildren } from "./helpers/cpu-holders.ts";
 
 const KiB = 1024;
 const VOLUME = hotVolume(2);
 const PROCESSES = ["n1", "n2", "n3"];
 const RATE = 60;
-const LOAD: LoadConfig = {
-  ...DEFAULT_LOAD_CONFIG,
-  full: { ...DEFAULT_LOAD_CONFIG.full, utilization: 0.25 },
-};
-const COPIES: Partial<ReadCopyConfig> = {
-  tickMs: 250,
-  leaseMs: 4_000,
-  hotForMs: 3_000,
-  maxPerStripe: 1,
-  drainTimeoutMs: 20_000,
-  cacheMs: 300,
-};
 
 describe("temporary read copies of a hot file, on real agents", () => {
   let root: string;
@@ -74,14 +69,7 @@ describe("temporary read copies of a hot file, on real agents", () => {
     root = await mkdtemp(join(tmpdir(), "mosaic-read-copies-"));
     const map = await loopbackMap(["reader", ...PROCESSES]);
     for (const node of map.nodes) grpcAddress.set(node.id, node.addresses[0]);
-    for (const id of PROCESSES) {
-      const more = { costMs: 10, load: LOAD, readCopies: COPIES, reportEvents: true };
-      const holder = await startCpuHolder(map, id, root, VOLUME, more, (line) => {
-        if (line.startsWith("event ")) events.push(JSON.parse(line.slice("event ".length)));
-      });
-      children.set(id, holder.child);
-      metrics.set(id, holder.metrics);
-    }
+    await startCopyHolders(map, PROCESSES, root, VOLUME, { children, metrics, events });
     reader = await startReader(map, join(root, "reader"), VOLUME, {
       // One scrub cycle at start, then the test runs them.
       scrubRateBytesPerSecond: Number.POSITIVE_INFINITY,
@@ -115,36 +103,9 @@ describe("temporary read copies of a hot file, on real agents", () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  const statusOf = async (node: string): Promise<ReadCopyStatus> =>
-    node === "reader"
-      ? reader.readCopies.status()
-      : ((await peers.readCopies(node, { op: "status" })) as ReadCopyStatus);
-
-  /** Polls `check` every 50 ms until it returns a value, for at most `ms`. */
-  async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-    const end = performance.now() + ms;
-    for (;;) {
-      const value = await check();
-      if (value !== undefined) return value;
-      if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-      await sleep(50);
-    }
-  }
-
-  /** Piece reads `node` has served (its own metrics). */
-  async function piecesServed(node: string): Promise<number> {
-    const text = await (await fetch(`http://${metrics.get(node)}/metrics`)).text();
-    let count = 0;
-    for (const m of text.matchAll(/^mosaic_grpc_server_call_duration_seconds_count\{([^}]*)\} (\d+)/gm))
-      if ((m[1] as string).includes('method="GetPiece"')) count += Number(m[2]);
-    return count;
-  }
-
-  async function gauge(node: string, phase: string): Promise<number> {
-    const text = await (await fetch(`http://${metrics.get(node)}/metrics`)).text();
-    const m = new RegExp(`^mosaic_read_copies\\{[^}]*phase="${phase}"[^}]*\\} (\\d+)`, "m").exec(text);
-    return m === null ? 0 : Number(m[1]);
-  }
+  const statusOf = (node: string) => copyStatus(reader, peers, node);
+  const piecesServed = (node: string) => servedBy(metrics.get(node) as string);
+  const gauge = (node: string, phase: string) => readCopiesGauge(metrics.get(node) as string, phase);
 
   /** Retried: a holder busy with the test's load may miss heartbeats and be thought down a moment. */
   async function put(bytes: Buffer): Promise<FileManifest> {
@@ -223,6 +184,10 @@ describe("temporary read copies of a hot file, on real agents", () => {
       stripe: 0,
       slot: 0,
     });
+    // Starting four agents on two shared cores can leave one briefly busy: reads begin once all are Low.
+    await waitFor("every process Low", 30_000, async () =>
+      PROCESSES.every((n) => reader.loadOf(n) === "Low") ? true : undefined,
+    );
     const servedBefore = await piecesServed(target);
     const load = readLoad(() => manifest);
     const t0 = performance.now();
@@ -251,15 +216,16 @@ describe("temporary read copies of a hot file, on real agents", () => {
     const stoppedMs = performance.now();
     assert.deepEqual(errors, [], "every read returned the file whole");
 
-    // A read of the copy that begins before the drain, held back 4 s inside its holder.
-    children.get(target)?.stdin?.write("slow-copies 4000\n");
+    // A read of the copy that begins before the drain, held back inside its holder until the
+    // drain is seen (at most 60 s: on a busy machine the levels may take a while to fall).
+    children.get(target)?.stdin?.write("slow-copies 60000\n");
     await sleep(100);
     let readDoneMs = 0;
     const slowRead = peers.getPiece(target, copyKey).then((r) => {
       readDoneMs = performance.now();
       return r;
     });
-    await waitFor("the copy draining with the read in flight", 15_000, async () => {
+    await waitFor("the copy draining with the read in flight", 30_000, async () => {
       const c = copyOn(await statusOf(owner), target, manifest.version, "draining");
       return c !== undefined && c.inFlight >= 1 ? c : undefined;
     });
@@ -277,12 +243,12 @@ describe("temporary read copies of a hot file, on real agents", () => {
       (await statusOf(target)).held.some((h) => h.phase === "draining"),
       "the copy is still on its holder while its read runs",
     );
+    children.get(target)?.stdin?.write("slow-copies 0\n"); // the held read's answer goes now
     const got = await slowRead;
     assert.ok(
       Buffer.concat(got.data).equals(bytes),
       "the read begun before the drain returned the piece whole",
     );
-    children.get(target)?.stdin?.write("slow-copies 0\n");
     const removedMs = await waitFor("the copy removed", 15_000, async () =>
       (await statusOf(owner)).owned.length === 0 && (await statusOf(target)).held.length === 0
         ? performance.now()

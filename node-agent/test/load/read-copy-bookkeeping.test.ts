@@ -13,15 +13,21 @@ import { fileOwner } from "../../src/core/ownership.ts";
 import { placeStripe } from "../../src/core/placement.ts";
 import { isMosaicError } from "../../src/errors.ts";
 import type { LoadLevel } from "../../src/load/level.ts";
-import { ReadCopyBook, tempsOf } from "../../src/load/read-copy-book.ts";
+import { bookKey, ReadCopyBook, tempsOf } from "../../src/load/read-copy-book.ts";
 import { ReadCopyDirectory } from "../../src/load/read-copy-directory.ts";
 import { ReadCopyHolds } from "../../src/load/read-copy-holds.ts";
 import {
   KEYS_MAX,
   type ReadCopyRequest,
+  validateCopyRecord,
   validateReadCopyRequest,
 } from "../../src/load/read-copy-messages.ts";
-import { copyCandidates, nextReplicaStep } from "../../src/load/read-replicas.ts";
+import {
+  copiedSlot,
+  copyCandidates,
+  nextReplicaStep,
+  pieceCopyTargets,
+} from "../../src/load/read-replicas.ts";
 import { silentLogger } from "../../src/log.ts";
 import { isReadCopy, type PieceKey, READ_COPY_SLOT_BASE, readCopyKey } from "../../src/storage/piece-key.ts";
 
@@ -98,16 +104,19 @@ describe("a holder's read copies", () => {
 describe("an owner's book", () => {
   test("readers are told only serving copies of the booked version; idle stripes are pruned", () => {
     const book = new ReadCopyBook();
-    book.noteHot("media", FILE, 3, 0, 5_000);
-    book.noteHot("media", FILE, 2, 1, 5_000); // an older reader's note: not this version
+    book.noteHot("media", FILE, 3, 0, 0, 5_000);
+    book.noteHot("media", FILE, 2, 1, 0, 5_000); // an older reader's note: not this version
     const [file] = book.files();
     assert.ok(file !== undefined);
-    assert.deepEqual([...file.stripes.keys()], [0]);
-    const entry = file.stripes.get(0);
+    assert.deepEqual([...file.pieces.keys()], [bookKey(0, 0)]);
+    const entry = file.pieces.get(bookKey(0, 0));
     assert.ok(entry !== undefined);
     entry.copies.push({ node: "c", phase: "serving", inFlight: 0 });
     entry.copies.push({ node: "d", phase: "draining", inFlight: 1, drainingSinceMs: 4_000 });
-    assert.deepEqual(book.record("media", FILE), { version: 3, copies: [{ stripe: 0, node: "c" }] });
+    assert.deepEqual(book.record("media", FILE), {
+      version: 3,
+      copies: [{ stripe: 0, slot: 0, node: "c" }],
+    });
     assert.equal(book.owned().length, 2);
     assert.deepEqual(
       tempsOf(entry, 5_000, 2_000).map((t) => t.overdue ?? false),
@@ -194,6 +203,46 @@ const MAP: ClusterMap = {
 };
 
 describe("where copies go", () => {
+  test("only data slots are copied (replicas: slot 0 stands for the stripe)", () => {
+    const ec = { kind: "erasure" as const, dataPieces: 2 };
+    assert.deepEqual(
+      [0, 1, 2, -1].map((slot) => copiedSlot(ec, slot)),
+      [true, true, false, false],
+    );
+    assert.deepEqual(
+      [0, 1].map((slot) => copiedSlot({ kind: "replicas", dataPieces: 1 }, slot)),
+      [true, false],
+    );
+  });
+
+  test("erasure: a slot's copy goes to a node with no piece of its stripe; else parity holders, other slots' copies, other data holders", () => {
+    const key = { volume: "media", fileId: FILE, stripe: 7 };
+    const ranked = placeStripe(MAP, key, MAP.nodes.length);
+    const placedNodes = ranked.slice(0, 3); // 2 data, 1 parity
+    const [d0, d1, parity] = placedNodes as [string, string, string];
+    const [x, y] = ranked.slice(3) as [string, string];
+    const ec = { kind: "erasure" as const, dataPieces: 2 };
+    const t = pieceCopyTargets(MAP, ec, key, placedNodes, 0, [], () => true);
+    assert.deepEqual(t, { holders: [d0], candidates: [x, y], fallback: [parity, d1] });
+    // y holds a copy of slot 1: slot 0's copy keeps off it while x will do.
+    const withCopy = pieceCopyTargets(MAP, ec, key, placedNodes, 0, [y], () => true);
+    assert.deepEqual(withCopy, { holders: [d0], candidates: [x], fallback: [parity, y, d1] });
+    const levels: Record<string, LoadLevel> = { [d0]: "High", [x]: "High", [y]: "Low", [parity]: "Low" };
+    const levelOf = (n: string): LoadLevel => levels[n] ?? "Low";
+    const step = (targets: typeof t) =>
+      nextReplicaStep({ ...targets, temps: [], levelOf, max: 2, read: true });
+    assert.deepEqual(step(withCopy), { kind: "add", node: parity }, "x is High: the parity holder next");
+    assert.deepEqual(step(t), { kind: "add", node: y }, "a node with no piece of the stripe first");
+    // Replicas: every placed holder takes reads, nothing to fall back on.
+    assert.deepEqual(
+      pieceCopyTargets(MAP, { kind: "replicas", dataPieces: 1 }, key, placedNodes, 0, [], () => true),
+      { holders: placedNodes, candidates: [x, y], fallback: [] },
+    );
+    // Never the slot's own holder, never an unusable node.
+    const down = pieceCopyTargets(MAP, ec, key, placedNodes, 1, [], (n) => n !== parity && n !== x);
+    assert.deepEqual(down, { holders: [d1], candidates: [y], fallback: [d0] });
+  });
+
   test("in the stripe's placement order over the whole map, less its holders and unusable nodes", () => {
     const key = { volume: "media", fileId: FILE, stripe: 4 };
     const ranked = placeStripe(MAP, key, MAP.nodes.length);
@@ -224,16 +273,21 @@ describe("what readers are told", () => {
       crc32c: 0,
     }) as FileManifest;
 
-  function directory(levels: Record<string, LoadLevel>, asked: { node: string; request: ReadCopyRequest }[]) {
+  function directory(
+    levels: Record<string, LoadLevel>,
+    asked: { node: string; request: ReadCopyRequest }[],
+    redundancy: FileManifest["redundancy"] = { replicas: 2 },
+  ) {
     const book = new ReadCopyBook();
     const c = clock();
-    const self = fileOwner(MAP, "media", FILE, { replicas: 2 });
+    const self = fileOwner(MAP, "media", FILE, redundancy);
     const dir = new ReadCopyDirectory({
       self,
       map: () => MAP,
       levelOf: (n) => levels[n] ?? "Low",
       localRecord: (v, f) => book.record(v, f),
-      noteHotLocal: (v, f, version, stripe) => book.noteHot(v, f, version, stripe, c.now() + 5_000),
+      noteHotLocal: (v, f, version, stripe, slot) =>
+        book.noteHot(v, f, version, stripe, slot, c.now() + 5_000),
       ask: async (node, request) => {
         asked.push({ node, request });
         return { version: -1, copies: [] };
@@ -254,7 +308,7 @@ describe("what readers are told", () => {
       { node: "a", slot: 0 },
       { node: "b", slot: 1 },
     ]);
-    const entry = book.files()[0]?.stripes.get(0);
+    const entry = book.files()[0]?.pieces.get(bookKey(0, 0));
     assert.ok(entry !== undefined, "the owner (this node) booked the stripe hot");
     entry.copies.push(
       { node: "c", phase: "serving", inFlight: 0 },
@@ -270,12 +324,52 @@ describe("what readers are told", () => {
     assert.deepEqual(asked, [], `the owner ${self} asks nobody`);
   });
 
-  test("erasure stripes are never copied: their holders stay as placed and nothing is noted", () => {
+  test("erasure: each data slot has its placed holder and its own copies; a slot whose holders are all High is hot", () => {
     const asked: { node: string; request: ReadCopyRequest }[] = [];
-    const { book, dir } = directory({ a: "High", b: "High", c: "High" }, asked);
-    const holders = dir.holders(manifest({ erasure: { data: 2, parity: 1 } }), 0, ["a", "b", "c"]);
-    assert.equal(holders.length, 3);
-    assert.deepEqual(book.files(), []);
+    const ec: FileManifest["redundancy"] = { erasure: { data: 2, parity: 1 } };
+    // Slot 0's holder is High; slot 1's and the parity holder are not.
+    const { book, dir, self } = directory({ a: "High", b: "Low", c: "High" }, asked, ec);
+    const m = manifest(ec);
+    const placedNodes = ["a", "b", "c"];
+    assert.deepEqual(dir.holders(m, 0, placedNodes, 0), [{ node: "a", slot: 0 }]);
+    assert.deepEqual(dir.holders(m, 0, placedNodes, 1), [{ node: "b", slot: 1 }]);
+    const [file] = book.files();
+    assert.deepEqual(
+      [...(file?.pieces.keys() ?? [])],
+      [bookKey(0, 0)],
+      "only slot 0 is hot: slot 1's holder is Low",
+    );
+    const entry = file?.pieces.get(bookKey(0, 0));
+    assert.ok(entry !== undefined);
+    entry.copies.push(
+      { node: "d", phase: "serving", inFlight: 0 },
+      { node: "e", phase: "draining", inFlight: 0 },
+    );
+    assert.deepEqual(dir.holders(m, 0, placedNodes, 0), [
+      { node: "a", slot: 0 },
+      { node: "d", slot: READ_COPY_SLOT_BASE },
+    ]);
+    assert.deepEqual(
+      dir.holders(m, 0, placedNodes, 1),
+      [{ node: "b", slot: 1 }],
+      "slot 0's copy is not slot 1's",
+    );
+    assert.deepEqual(dir.holders(m, 1, placedNodes, 0), [{ node: "a", slot: 0 }], "nor another stripe's");
+    assert.deepEqual(asked, [], `the owner ${self} asks nobody`);
+  });
+
+  test("erasure: a copy of slot 1 is read under slot READ_COPY_SLOT_BASE + 1; the owner's record says which slot", () => {
+    const asked: { node: string; request: ReadCopyRequest }[] = [];
+    const ec: FileManifest["redundancy"] = { erasure: { data: 3, parity: 1 } };
+    const { book, dir } = directory({ b: "High", e: "High" }, asked, ec);
+    const m = manifest(ec);
+    book.noteHot("media", FILE, 3, 2, 1, 5_000);
+    book.files()[0]?.pieces.get(bookKey(2, 1))?.copies.push({ node: "e", phase: "serving", inFlight: 0 });
+    assert.deepEqual(book.record("media", FILE), { version: 3, copies: [{ stripe: 2, slot: 1, node: "e" }] });
+    assert.deepEqual(dir.holders(m, 2, ["a", "b", "c", "d"], 1), [
+      { node: "b", slot: 1 },
+      { node: "e", slot: READ_COPY_SLOT_BASE + 1 },
+    ]);
   });
 });
 
@@ -287,6 +381,13 @@ describe("ReadCopies requests", () => {
       keys: [key],
       leaseMs: 1_000,
     });
+    const hot = { op: "hot", volume: "media", fileId: FILE, version: 1, stripe: 0 };
+    assert.equal((validateReadCopyRequest(hot) as { slot: number }).slot, 0, "an older agent's note: slot 0");
+    assert.equal((validateReadCopyRequest({ ...hot, slot: 3 }) as { slot: number }).slot, 3);
+    assert.deepEqual(validateCopyRecord({ version: 2, copies: [{ stripe: 1, node: "e" }] }).copies, [
+      { stripe: 1, slot: 0, node: "e" },
+    ]);
+    assert.throws(() => validateCopyRecord({ version: 2, copies: [{ stripe: 1, slot: "x", node: "e" }] }));
     const bad: [unknown, RegExp][] = [
       [null, /JSON object/],
       [{ op: "explode" }, /unknown op/],
@@ -298,6 +399,8 @@ describe("ReadCopies requests", () => {
       [{ op: "release", keys: [key] }, /force/],
       [{ op: "hot", volume: "media", fileId: "../../etc", version: 1, stripe: 0 }, /file id/],
       [{ op: "record", volume: "", fileId: FILE }, /volume/],
+      [{ op: "hot", volume: "media", fileId: FILE, version: 1, stripe: 0, slot: 32 }, /slot/],
+      [{ op: "hot", volume: "media", fileId: FILE, version: 1, stripe: 0, slot: -1 }, /slot/],
     ];
     for (const [request, why] of bad)
       assert.throws(

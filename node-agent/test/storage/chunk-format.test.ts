@@ -7,6 +7,8 @@ import {
   type ChunkHeader,
   decodeHeader,
   encodeHeader,
+  FORMAT_VERSION,
+  FORMAT_VERSION_WHOLE,
   HEADER_MAX_BYTES,
   verifyData,
 } from "../../src/storage/chunk-format.ts";
@@ -43,7 +45,14 @@ describe("chunk header", () => {
     const bytes = encodeHeader(header);
     assert.equal(bytes.subarray(0, 4).toString("latin1"), "MOSC");
     const decoded = decodeHeader(Buffer.concat([bytes, Buffer.from("hello")]));
-    assert.deepEqual(decoded, { header, headerLengthBytes: bytes.length });
+    assert.deepEqual(decoded, { header, headerLengthBytes: bytes.length, formatVersion: FORMAT_VERSION });
+  });
+
+  test("version 1 headers (chunks without a block table) are still read", () => {
+    const bytes = encodeHeader(header, FORMAT_VERSION_WHOLE);
+    assert.equal(bytes[4], 1);
+    assert.deepEqual(decodeHeader(bytes), { header, headerLengthBytes: bytes.length, formatVersion: 1 });
+    assert.throws(() => encodeHeader(header, 3), isBadRequest);
   });
 
   test("round trip at the limits: manifest stripe, 63-byte volume, version 2^53 - 1", () => {
@@ -64,7 +73,11 @@ describe("chunk header", () => {
       fc.property(headers, fc.uint8Array({ maxLength: 16 }), (h, tail) => {
         const bytes = encodeHeader(h);
         const decoded = decodeHeader(Buffer.concat([bytes, tail]));
-        assert.deepEqual(decoded, { header: h, headerLengthBytes: bytes.length });
+        assert.deepEqual(decoded, {
+          header: h,
+          headerLengthBytes: bytes.length,
+          formatVersion: FORMAT_VERSION,
+        });
       }),
     );
   });
@@ -93,8 +106,8 @@ describe("chunk header", () => {
     badMagic.write("MOSX", 0, "latin1");
     assert.throws(() => decodeHeader(badMagic, "chunk X"), /^MosaicError: chunk X: bad magic 0x4d4f5358$/);
     const badFormat = Buffer.from(bytes);
-    badFormat[4] = 2;
-    assert.throws(() => decodeHeader(badFormat), /unknown format version 2/);
+    badFormat[4] = 3;
+    assert.throws(() => decodeHeader(badFormat), /unknown format version 3/);
     const badCrc = Buffer.from(bytes);
     badCrc[bytes.length - 1] = (badCrc[bytes.length - 1] as number) ^ 1;
     assert.throws(

@@ -18,6 +18,8 @@ async function openStore(capacityBytes = 1024 ** 3, dir?: string): Promise<Chunk
   return ChunkStore.open(dir ?? join(root, `store-${dirs}`), { capacityBytes, log: silentLogger() });
 }
 
+/** A piece of at most 64 KiB has one block, so its table is one crc32c. */
+const TABLE_ENTRY = 4;
 const FILE_ID = "ab23456789abcdef0123456789abcdef";
 const OTHER_ID = "cd23456789abcdef0123456789abcdef";
 const key = (change: Partial<PieceKey> = {}): PieceKey => ({
@@ -105,17 +107,22 @@ describe("chunk store: put and get", () => {
 });
 
 describe("chunk store: corruption", () => {
-  test("every single-bit flip in header or data is CHUNK_CORRUPT, never data", async () => {
+  test("every single-bit flip in header, data or block table is CHUNK_CORRUPT, never data", async () => {
     const store = await openStore();
     await store.put(key({ volume: "v" }), Buffer.from("8 bytes!"));
     const path = chunkFile(store, key({ volume: "v" }));
     const original = await readFile(path);
-    const headerBytes = original.length - 8;
+    const headerBytes = original.length - 8 - TABLE_ENTRY;
     for (let bit = 0; bit < original.length * 8; bit += 1) {
       const flipped = Buffer.from(original);
       flipped[bit >> 3] = (flipped[bit >> 3] as number) ^ (1 << (bit & 7));
       await writeFile(path, flipped);
       await assert.rejects(store.get(key({ volume: "v" })), fails("MOSAIC_ERR_CHUNK_CORRUPT"), `bit ${bit}`);
+      await assert.rejects(
+        store.getRange(key({ volume: "v" }), { offset: 2, length: 3 }),
+        fails("MOSAIC_ERR_CHUNK_CORRUPT"),
+        `range, bit ${bit}`,
+      );
       if (bit < headerBytes * 8) {
         await assert.rejects(
           store.stat(key({ volume: "v" })),
@@ -185,7 +192,10 @@ describe("chunk store: capacity and usage", () => {
     );
     const rejected = results[2] as PromiseRejectedResult;
     assert.match(rejected.reason.message, /reserved by writes in progress/);
-    assert.equal(store.usage().usedBytes, (await store.pieces("media", FILE_ID, 3)).length * (1000 + 55));
+    assert.equal(
+      store.usage().usedBytes,
+      (await store.pieces("media", FILE_ID, 3)).length * (1000 + 55 + TABLE_ENTRY),
+    );
   });
 
   test("replacing a chunk, also concurrently, counts only the file left in place", async () => {
@@ -208,16 +218,16 @@ describe("chunk store: capacity and usage", () => {
     await store.put(key({ fileId: OTHER_ID }), Buffer.alloc(7));
     const before = store.usage().usedBytes;
     const freed = await store.deleteVersions("media", FILE_ID, (v) => v < 3);
-    assert.equal(freed, 2 * (100 + 55) + 2 * (200 + 55));
+    assert.equal(freed, 2 * (100 + 55 + TABLE_ENTRY) + 2 * (200 + 55 + TABLE_ENTRY));
     assert.equal(store.usage().usedBytes, before - freed);
     assert.deepEqual(await store.versions("media", FILE_ID), [3]);
     assert.equal((await openStore(1, store.dir)).usage().usedBytes, store.usage().usedBytes);
 
     assert.equal(await store.deleteVersions("media", FILE_ID, () => false), 0);
-    assert.equal(await store.deleteVersions("media", FILE_ID, () => true), 2 * (300 + 55));
+    assert.equal(await store.deleteVersions("media", FILE_ID, () => true), 2 * (300 + 55 + TABLE_ENTRY));
     assert.deepEqual(await store.files("media"), [OTHER_ID]);
-    assert.equal(store.usage().usedBytes, 7 + 55);
-    assert.equal((await openStore(1, store.dir)).usage().usedBytes, 7 + 55);
+    assert.equal(store.usage().usedBytes, 7 + 55 + TABLE_ENTRY);
+    assert.equal((await openStore(1, store.dir)).usage().usedBytes, 7 + 55 + TABLE_ENTRY);
   });
 
   test("open removes leftover temp files and directories of a write that never landed", async () => {

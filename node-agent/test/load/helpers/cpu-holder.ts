@@ -7,7 +7,8 @@
 // JSON in argv[2]; prints "ready <metrics address>" once serving; SIGTERM
 // stops it. A line "slow-copies <ms>" on stdin holds back the answer to
 // every read of a read copy by that long (0: not at all), inside the
-// agent's own handling of it, so the read counts as in flight meanwhile.
+// agent's own handling of it, so the read counts as in flight meanwhile;
+// a new value sends the answers held back so far at once.
 import { createInterface } from "node:readline";
 import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
 import { Agent } from "../../../src/agent.ts";
@@ -42,9 +43,13 @@ function burn(ms: number): void {
 }
 
 let slowCopiesMs = 0;
+/** Answers being held back: each sends its message (once) and forgets its timer. */
+const held = new Set<() => void>();
 createInterface({ input: process.stdin }).on("line", (line) => {
   const [command, value] = line.trim().split(/\s+/);
-  if (command === "slow-copies" && Number.isSafeInteger(Number(value))) slowCopiesMs = Number(value);
+  if (command !== "slow-copies" || !Number.isSafeInteger(Number(value))) return;
+  slowCopiesMs = Number(value);
+  for (const send of [...held]) send();
 });
 
 /** Whether a GetPiece request asks for a read copy (its key's slot says so). */
@@ -70,7 +75,13 @@ const costly: ServerInterceptor = (method, call) => {
       }),
     sendMessage: (message, next) => {
       if (holdMs <= 0) return next(message);
-      setTimeout(() => next(message), holdMs);
+      const send = () => {
+        clearTimeout(timer);
+        held.delete(send);
+        next(message);
+      };
+      const timer = setTimeout(send, holdMs);
+      held.add(send);
       holdMs = 0;
     },
   });
