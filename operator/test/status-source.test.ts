@@ -118,6 +118,7 @@ describe("the operator's status page on a real kube-apiserver", { timeout: 180_0
       capacity: "20Ti",
       used: "2Gi",
       chunks: { healthy: 512, degraded: 0, lost: 0 },
+      readCopies: 0,
       rebuild: null,
       message: null,
     });

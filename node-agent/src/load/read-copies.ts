@@ -17,7 +17,10 @@
 //   into) gains nothing either. Readers see it (they rank the holders by
 //   load for every read) and tell the owner (a "hot" note, at most one per
 //   piece per `hotNoteGapMs`); a piece stays read for `hotForMs` after the
-//   last note. Only a read piece gains copies.
+//   last note. Only a read piece gains copies, and only once it has been
+//   noted NOTES_TO_COPY times in its window: a player streaming a file start
+//   to end reads each stripe once, and a copy made after that read would
+//   serve nobody (read-copy-book.ts).
 // Where copies go: replicas: the stripe's placement order over the whole
 //   map, less its holders; erasure: the same, less every node holding a
 //   piece of the stripe or a copy of another of its slots, and only when
@@ -64,7 +67,14 @@ import { decodeJson } from "../rpc/wire.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 import { describePieceKey, type PieceKey, readCopyKey } from "../storage/piece-key.ts";
 import type { LoadLevel } from "./level.ts";
-import { type BookFile, type BookPiece, bookKey, ReadCopyBook, tempsOf } from "./read-copy-book.ts";
+import {
+  type BookFile,
+  type BookPiece,
+  bookKey,
+  NOTES_TO_COPY,
+  ReadCopyBook,
+  tempsOf,
+} from "./read-copy-book.ts";
 import { ReadCopyDirectory, type ReadHolder } from "./read-copy-directory.ts";
 import { ReadCopyHolds } from "./read-copy-holds.ts";
 import {
@@ -266,7 +276,8 @@ export class ReadCopies implements PeerReadCopies {
     // Parity, or a slot past the stripe's width: nothing a read copy is for.
     const spec = this.#deps.volume(volume);
     if (spec === undefined || !copiedSlot(layoutOf(spec), slot)) return;
-    this.#book.noteHot(volume, fileId, version, stripe, slot, this.#now() + this.config.hotForMs);
+    const now = this.#now();
+    this.#book.noteHot(volume, fileId, version, stripe, slot, now + this.config.hotForMs, now);
   }
 
   /** A ReadCopies call to `node`, answered here without the wire when it is this node. */
@@ -336,7 +347,7 @@ export class ReadCopies implements PeerReadCopies {
         temps: tempsOf(entry, now, this.config.drainTimeoutMs),
         levelOf: this.#deps.levelOf,
         max: this.config.maxPerStripe,
-        read: entry.hotUntilMs > now,
+        read: entry.hotUntilMs > now && entry.notes >= NOTES_TO_COPY,
       });
       await this.#apply(file, current, layout, entry, placed, step);
     }

@@ -16,12 +16,23 @@ export interface BookCopy {
   drainingSinceMs?: number;
 }
 
+/**
+ * Notes a piece needs within its hot window before it is copied. A player
+ * streaming a file start to end reads each stripe once: a copy made after
+ * that read serves nobody, and making it costs a whole piece read and
+ * written. A second read (another player, a seek back, a loop) is what
+ * says the piece is wanted again.
+ */
+export const NOTES_TO_COPY = 2;
+
 /** One piece that is read hot: replicas: slot 0 stands for the stripe; erasure: a data slot. */
 export interface BookPiece {
   stripe: number;
   slot: number;
   /** Until when readers' notes count it as being read. */
   hotUntilMs: number;
+  /** Notes since its hot window last opened (readers send at most one per piece per note gap each). */
+  notes: number;
   /** Oldest first (read-replicas.ts drains the newest first). */
   copies: BookCopy[];
 }
@@ -43,7 +54,8 @@ export class ReadCopyBook {
   /**
    * A reader found every holder of `slot` of `stripe` High. A note about another
    * version than the one booked is ignored (the owner's tick settles which
-   * is current); with the book full, a new file is not taken.
+   * is current); with the book full, a new file is not taken. A note after
+   * the piece's window lapsed (`nowMs`) opens a new one: its count restarts.
    */
   noteHot(
     volume: string,
@@ -52,6 +64,7 @@ export class ReadCopyBook {
     stripe: number,
     slot: number,
     untilMs: number,
+    nowMs = Number.NEGATIVE_INFINITY,
   ): void {
     let file = this.#files.get(fileKey(volume, fileId));
     if (file === undefined) {
@@ -61,9 +74,12 @@ export class ReadCopyBook {
     }
     if (file.version !== version) return;
     const entry = file.pieces.get(bookKey(stripe, slot));
-    if (entry === undefined)
-      file.pieces.set(bookKey(stripe, slot), { stripe, slot, hotUntilMs: untilMs, copies: [] });
-    else entry.hotUntilMs = Math.max(entry.hotUntilMs, untilMs);
+    if (entry === undefined) {
+      file.pieces.set(bookKey(stripe, slot), { stripe, slot, hotUntilMs: untilMs, notes: 1, copies: [] });
+      return;
+    }
+    entry.notes = entry.hotUntilMs <= nowMs ? 1 : entry.notes + 1;
+    entry.hotUntilMs = Math.max(entry.hotUntilMs, untilMs);
   }
 
   file(volume: string, fileId: string): BookFile | undefined {

@@ -13,7 +13,7 @@ import { fileOwner } from "../../src/core/ownership.ts";
 import { placeStripe } from "../../src/core/placement.ts";
 import { isMosaicError } from "../../src/errors.ts";
 import type { LoadLevel } from "../../src/load/level.ts";
-import { bookKey, ReadCopyBook, tempsOf } from "../../src/load/read-copy-book.ts";
+import { bookKey, NOTES_TO_COPY, ReadCopyBook, tempsOf } from "../../src/load/read-copy-book.ts";
 import { ReadCopyDirectory } from "../../src/load/read-copy-directory.ts";
 import { ReadCopyHolds } from "../../src/load/read-copy-holds.ts";
 import {
@@ -132,6 +132,21 @@ describe("an owner's book", () => {
     book.prune(10_000);
     assert.deepEqual(book.files(), []);
     assert.equal(book.record("media", FILE), undefined);
+  });
+});
+
+describe("what makes a piece wanted again", () => {
+  test("one note (a stream passing through) is not enough to copy; a second in the window is; a lapsed window starts over", () => {
+    const book = new ReadCopyBook();
+    const piece = () => book.file("media", FILE)?.pieces.get(bookKey(0, 0));
+    book.noteHot("media", FILE, 3, 0, 0, 5_000, 0);
+    assert.equal(piece()?.notes, 1);
+    assert.ok((piece()?.notes ?? 0) < NOTES_TO_COPY, "read once: no copy");
+    book.noteHot("media", FILE, 3, 0, 0, 6_000, 1_000);
+    assert.equal(piece()?.notes, NOTES_TO_COPY, "read again within its window: copied");
+    book.noteHot("media", FILE, 3, 0, 0, 12_000, 7_000);
+    assert.equal(piece()?.notes, 1, "a note after the window lapsed opens a new one");
+    assert.equal(piece()?.hotUntilMs, 12_000);
   });
 });
 
