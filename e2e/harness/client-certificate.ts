@@ -4,8 +4,8 @@
 // (certificates.ts), which agents take and can never pass for an agent. The
 // bundle is the operator's published one, so a rotation's overlap holds.
 
-import { writeToolTlsDir } from "../../node-agent/src/tls/tool-certificate.ts";
-import { AGENT_CA_BUNDLE, AGENT_CA_SECRET, CA_BUNDLE_KEY } from "../../operator/src/api/agent-tls.ts";
+import { toolCaOf, writeToolTlsDir } from "../../node-agent/src/tls/tool-certificate.ts";
+import { AGENT_CA_BUNDLE, AGENT_CA_SECRET } from "../../operator/src/api/agent-tls.ts";
 import type { Kubectl } from "../scenarios/chaos-cluster.ts";
 
 /** Writes a TLS directory at `dir` for a tool called `name`; false when the release runs without TLS (no CA Secret). */
@@ -19,12 +19,10 @@ export async function writeClientTlsDir(
     allowFailure: true,
   });
   if (secret.code !== 0) return false;
-  const data = (JSON.parse(secret.stdout) as { data: Record<string, string> }).data;
-  const decode = (key: string) => Buffer.from(data[key] ?? "", "base64").toString("utf8");
+  const data = (JSON.parse(secret.stdout) as { data?: Record<string, string> }).data;
   const bundle = JSON.parse(
     (await kubectl(["get", "configmap", "-n", namespace, AGENT_CA_BUNDLE, "-o", "json"])).stdout,
-  ) as { data: Record<string, string> };
-  const ca = { certificate: decode("tls.crt"), privateKey: decode("tls.key") };
-  await writeToolTlsDir({ ca, trusted: bundle.data[CA_BUNDLE_KEY] ?? "" }, name, dir);
+  ) as { data?: Record<string, string> };
+  await writeToolTlsDir(toolCaOf(data, bundle.data, namespace), name, dir);
   return true;
 }

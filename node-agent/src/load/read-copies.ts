@@ -78,6 +78,7 @@ import {
 import { ReadCopyDirectory, type ReadHolder } from "./read-copy-directory.ts";
 import { ReadCopyHolds } from "./read-copy-holds.ts";
 import {
+  type CopyPlace,
   type HeldCount,
   type ReadCopyRequest,
   type ReadCopyStatus,
@@ -115,15 +116,8 @@ export const DEFAULT_READ_COPY_CONFIG: ReadCopyConfig = {
 export const HELD_MAX = 65_536;
 
 /** A copy added or removed by its owner: logged here, reported as a Kubernetes Event by the agent. */
-export interface ReadCopyEvent {
+export interface ReadCopyEvent extends CopyPlace {
   kind: "added" | "removed";
-  volume: string;
-  fileId: string;
-  version: number;
-  stripe: number;
-  /** The placed slot copied (replicas: 0). */
-  slot: number;
-  node: string;
   reason: string;
 }
 

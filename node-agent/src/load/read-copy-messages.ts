@@ -56,7 +56,8 @@ export interface ReadCopyStatus {
   owned: OwnedCopy[];
 }
 
-export interface OwnedCopy {
+/** Which piece a copy is of, and where it is. */
+export interface CopyPlace {
   volume: string;
   fileId: string;
   version: number;
@@ -64,6 +65,9 @@ export interface OwnedCopy {
   /** The placed slot it copies (replicas: 0). */
   slot: number;
   node: string;
+}
+
+export interface OwnedCopy extends CopyPlace {
   phase: CopyPhase;
   inFlight: number;
 }

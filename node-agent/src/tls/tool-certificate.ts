@@ -61,12 +61,21 @@ export async function caFromKubernetes(rest: KubeRest, namespace: string): Promi
     });
   const secret = await get<{ data?: Record<string, string> }>("secrets", AGENT_CA_SECRET);
   const bundle = await get<{ data?: Record<string, string> }>("configmaps", AGENT_CA_BUNDLE);
+  return toolCaOf(secret.data, bundle.data, namespace);
+}
+
+/** The CA Secret's data (base64, as the API gives it) and the bundle ConfigMap's data, as a ToolCa. */
+export function toolCaOf(
+  secretData: Record<string, string> | undefined,
+  bundleData: Record<string, string> | undefined,
+  namespace: string,
+): ToolCa {
   const decoded = (key: string) => {
-    const value = secret.data?.[key];
+    const value = secretData?.[key];
     if (value === undefined)
       throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `Secret ${namespace}/${AGENT_CA_SECRET} has no ${key}`);
     return Buffer.from(value, "base64").toString("utf8");
   };
   const ca = { certificate: decoded("tls.crt"), privateKey: decoded("tls.key") };
-  return { ca, trusted: bundle.data?.[CA_BUNDLE_KEY] || ca.certificate };
+  return { ca, trusted: bundleData?.[CA_BUNDLE_KEY] || ca.certificate };
 }
