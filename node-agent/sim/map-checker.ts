@@ -48,7 +48,8 @@ export function mapBounds(
     // The silence behind a suspicion ends at most a heartbeat gap before the detector says down,
     // and the other watcher's word is at most a voice lifetime (suspectAfterMs) plus a hop old.
     evidenceMs: bounds.gapMs + config.suspectAfterMs + 2 * hopMs,
-    lifeMs: hopMs,
+    // lastAlive is sampled once per tick, so the last sign of life may be a tick older than it was.
+    lifeMs: hopMs + config.tickMs,
     confirmMs,
     spreadMs:
       hopMs +

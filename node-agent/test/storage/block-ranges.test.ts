@@ -211,8 +211,10 @@ describe("lent ranges", async () => {
       store.lendRange(KEY, { offset: 7, length: 100 }),
       store.lendRange(KEY, { offset: 9, length: 100 }),
     ]);
-    assert.equal(a?.data.buffer, first.data.buffer, "the released buffer is lent again");
-    assert.notEqual(b?.data.buffer, first.data.buffer, "once");
+    // Which of the two takes the pool's buffer depends on which file read
+    // the thread pool finishes first; exactly one of them must.
+    const reused = [a, b].filter((l) => l?.data.buffer === first.data.buffer);
+    assert.equal(reused.length, 1, "the released buffer is lent again, to one range only");
     assert.ok(a?.data.equals(DATA.subarray(7, 107)) && b?.data.equals(DATA.subarray(9, 109)));
   });
 
