@@ -146,7 +146,7 @@ export class ClusterClient {
       map: () => this.info.map,
       log: this.#log,
       stripesInFlight: STRIPES_AHEAD,
-      pieces: { get: async (node, key) => (await peers.getPiece(node, key)).data },
+      pieces: { get: (node, key) => peers.getPiece(node, key) },
     };
     return { manifest, body: readFile(ctx, manifest) };
   }

@@ -31,24 +31,41 @@ import type { ReadHolder } from "../load/read-copy-directory.ts";
 import type { Logger } from "../log.ts";
 import type { PieceRange } from "../rpc/messages.ts";
 import { sliceParts } from "../rpc/piece-range.ts";
+import { crc32cCombine } from "../storage/crc32c-combine.ts";
 import { type ReadContext, reachableNode } from "./context.ts";
-import type { PieceIO } from "./pieces.ts";
+import type { PieceBytes, PieceIO } from "./pieces.ts";
 
 export interface ReadStats {
   degradedStripes: number;
   failedPieces: { stripe: number; slot: number; node: string; reason: string }[];
 }
 
-/** The whole file, checked end to end against the manifest's crc32c. */
+/**
+ * Some of a file's bytes, and their crc32c when it came with them: a whole
+ * piece or range as its reader checked it, or pieces back to back with
+ * theirs combined. Undefined where only reading the bytes would tell (a
+ * piece cut short, a stripe rebuilt from parity).
+ */
+interface CheckedBytes {
+  data: Buffer[];
+  crc32c?: number;
+}
+
+/**
+ * The whole file, checked end to end against the manifest's crc32c. The
+ * crc32c of each piece as it was checked on the way in is combined into the
+ * file's, so the bytes are read again only where it is not known.
+ */
 export async function* readFile(
   ctx: ReadContext,
   manifest: FileManifest,
   stats?: ReadStats,
 ): AsyncGenerator<Buffer> {
   let crc = 0;
-  for await (const part of readFileRange(ctx, manifest, 0, manifest.sizeBytes, stats)) {
-    crc = crc32c(part, crc);
-    yield part;
+  for await (const stripe of readStripes(ctx, manifest, 0, manifest.sizeBytes, stats)) {
+    if (stripe.crc32c === undefined) for (const part of stripe.data) crc = crc32c(part, crc);
+    else crc = crc32cCombine(crc, stripe.crc32c, byteLength(stripe.data));
+    yield* stripe.data;
   }
   if (crc !== manifest.crc32c) {
     throw new MosaicError(
@@ -71,6 +88,17 @@ export async function* readFileRange(
   end: number,
   stats?: ReadStats,
 ): AsyncGenerator<Buffer> {
+  for await (const stripe of readStripes(ctx, manifest, start, end, stats)) yield* stripe.data;
+}
+
+/** The bytes [start, end) a stripe at a time, fetched a few stripes ahead. */
+async function* readStripes(
+  ctx: ReadContext,
+  manifest: FileManifest,
+  start: number,
+  end: number,
+  stats?: ReadStats,
+): AsyncGenerator<CheckedBytes> {
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || start > end) {
     throw new MosaicError("MOSAIC_ERR_BAD_REQUEST", `byte range [${start}, ${end}) is not a range`);
   }
@@ -92,7 +120,7 @@ export async function* readFileRange(
   );
   const first = Math.floor(start / layout.stripeDataBytes);
   const last = Math.floor((end - 1) / layout.stripeDataBytes);
-  const ahead: Promise<Buffer[]>[] = [];
+  const ahead: Promise<CheckedBytes>[] = [];
   let next = first;
   try {
     while (next <= last || ahead.length > 0) {
@@ -104,7 +132,7 @@ export async function* readFileRange(
         p.catch(() => {}); // observed when awaited below; avoids an unhandled rejection meanwhile
         ahead.push(p);
       }
-      yield* await (ahead.shift() as Promise<Buffer[]>);
+      yield await (ahead.shift() as Promise<CheckedBytes>);
     }
   } finally {
     // A reader that stops early (a client gone) leaves no fetch behind it.
@@ -133,21 +161,21 @@ class StripeReader {
   }
 
   /** The stripe's bytes [from, to) (offsets within the stripe; default all), as buffers in order. */
-  async read(stripe: number, from = 0, to = Number.POSITIVE_INFINITY): Promise<Buffer[]> {
+  async read(stripe: number, from = 0, to = Number.POSITIVE_INFINITY): Promise<CheckedBytes> {
     const { start, end } = stripeRange(this.#manifest.sizeBytes, this.#layout, stripe);
     const bytes = end - start;
     const upTo = Math.min(to, bytes);
     // Placed as the write placed it: around the nodes it could not reach.
     const nodes = placeFileStripe(this.#ctx.map(), this.#manifest, stripe);
     if (this.#layout.kind === "replicas") {
-      return sliceParts(await this.#readReplica(stripe, nodes), from, upTo - from);
+      return cut(await this.#readReplica(stripe, nodes), from, upTo - from);
     }
     const got = await this.#readErasure(stripe, nodes, pieceLengths(bytes, this.#layout), bytes, from, upTo);
-    return sliceParts(got.parts, from - got.offset, upTo - from);
+    return cut(got.bytes, from - got.offset, upTo - from);
   }
 
   /** The piece, or only `range` of it. */
-  async #fetch(stripe: number, slot: number, node: string, range?: PieceRange): Promise<Buffer[]> {
+  async #fetch(stripe: number, slot: number, node: string, range?: PieceRange): Promise<PieceBytes> {
     const m = this.#manifest;
     const key = { volume: m.volume, fileId: m.fileId, version: m.version, stripe, slot };
     try {
@@ -215,7 +243,7 @@ class StripeReader {
   }
 
   /** The piece (or `range` of it) from the first of `holders` that sends it; the last failure if none does. */
-  async #fetchFirst(stripe: number, holders: readonly ReadHolder[], range?: PieceRange): Promise<Buffer[]> {
+  async #fetchFirst(stripe: number, holders: readonly ReadHolder[], range?: PieceRange): Promise<PieceBytes> {
     let failure: unknown = new Error("no holder to ask");
     for (const { node, slot } of holders) {
       try {
@@ -228,7 +256,7 @@ class StripeReader {
   }
 
   /** Replicas: the local copy if there is one, else a holder that rotates with the stripe; unlikely holders last. */
-  async #readReplica(stripe: number, nodes: string[]): Promise<Buffer[]> {
+  async #readReplica(stripe: number, nodes: string[]): Promise<PieceBytes> {
     const width = nodes.length;
     // The placed holders by slot, then the read copies serving the stripe (load/read-copies.ts).
     const holders =
@@ -268,7 +296,7 @@ class StripeReader {
     bytes: number,
     from: number,
     upTo: number,
-  ): Promise<{ parts: Buffer[]; offset: number }> {
+  ): Promise<{ bytes: CheckedBytes; offset: number }> {
     const wanted = piecesOfRange(this.#layout.chunkSizeBytes, lengths, from, upTo);
     // Each wanted slot's holders: placed, then its read copies, in the order to ask.
     const holders = new Map(wanted.map((w) => [w.slot, this.#slotHolders(stripe, nodes, w.slot)]));
@@ -293,7 +321,7 @@ class StripeReader {
         ),
       );
       if (parts.every((p) => p.status === "fulfilled"))
-        return { parts: parts.flatMap((p) => p.value), offset: from };
+        return { bytes: join(parts.map((p) => p.value)), offset: from };
       for (const [i, p] of parts.entries())
         if (p.status === "rejected") unlikely.add((wanted[i] as WantedPiece).slot);
     }
@@ -323,15 +351,15 @@ class StripeReader {
     wanted: number[],
     unlikely: Set<number>,
     holders: ReadonlyMap<number, readonly ReadHolder[]>,
-  ): Promise<{ parts: Buffer[]; offset: number }> {
+  ): Promise<{ bytes: CheckedBytes; offset: number }> {
     const k = this.#layout.dataPieces;
-    const pieces: (Buffer[] | undefined)[] = new Array(this.#layout.width).fill(undefined);
+    const pieces: (PieceBytes | undefined)[] = new Array(this.#layout.width).fill(undefined);
     const fetchSlots = async (slots: number[]) => {
       await Promise.allSettled(
         slots.map(async (slot) => {
           pieces[slot] =
             (lengths[slot] as number) === 0
-              ? []
+              ? { data: [], crc32c: 0 }
               : await this.#fetchFirst(stripe, holders.get(slot) ?? [{ node: nodes[slot] as string, slot }]);
         }),
       );
@@ -351,7 +379,7 @@ class StripeReader {
     await fetchSlots(first);
     if (wanted.every((slot) => pieces[slot] !== undefined)) {
       const offset = (wanted[0] as number) * this.#layout.chunkSizeBytes;
-      return { parts: wanted.flatMap((slot) => pieces[slot] as Buffer[]), offset };
+      return { bytes: join(wanted.map((slot) => pieces[slot] as PieceBytes)), offset };
     }
 
     const missing = wanted.filter((slot) => pieces[slot] === undefined).length;
@@ -363,10 +391,10 @@ class StripeReader {
     this.#degraded(stripe, "parity", `rebuilt ${missing} data piece(s) from parity`);
     const shard = shardBytes(bytes, this.#layout);
     const joined = pieces.map((p) =>
-      p === undefined ? undefined : p.length === 1 ? p[0] : Buffer.concat(p),
+      p === undefined ? undefined : p.data.length === 1 ? p.data[0] : Buffer.concat(p.data),
     );
     const data = await (this.#codec as ErasureCodec).decode(joined, shard);
-    return { parts: [data.subarray(0, bytes)], offset: 0 };
+    return { bytes: { data: [data.subarray(0, bytes)] }, offset: 0 };
   }
 
   #degraded(stripe: number, kind: "parity" | "replica", how: string): void {
@@ -392,6 +420,25 @@ function describe(layout: StripeLayout): string {
   return layout.kind === "replicas"
     ? `${layout.width} replicas`
     : `erasure ${layout.dataPieces}+${layout.redundantPieces}`;
+}
+
+/** `length` bytes from `offset`: views, their crc32c kept only when they are all of it. */
+function cut(bytes: CheckedBytes, offset: number, length: number): CheckedBytes {
+  const data = sliceParts(bytes.data, offset, length);
+  return offset === 0 && length === byteLength(bytes.data) ? { data, crc32c: bytes.crc32c } : { data };
+}
+
+/** Pieces back to back, their crc32c combined. */
+function join(pieces: readonly PieceBytes[]): CheckedBytes {
+  let crc = 0;
+  for (const piece of pieces) crc = crc32cCombine(crc, piece.crc32c, byteLength(piece.data));
+  return { data: pieces.flatMap((piece) => piece.data), crc32c: crc };
+}
+
+function byteLength(parts: readonly Buffer[]): number {
+  let n = 0;
+  for (const part of parts) n += part.length;
+  return n;
 }
 
 interface WantedPiece {

@@ -247,7 +247,7 @@ async function completeWrite(
               const key = { ...ref(stripe), slot };
               const holder = was[slot] as string;
               // Still reachable (another slot's move displaced it): a plain copy.
-              if (!placer.around.includes(holder)) return ctx.pieces.get(holder, key);
+              if (!placer.around.includes(holder)) return (await ctx.pieces.get(holder, key)).data;
               const rebuilt = await rebuildFromStripe(ctx, key, was, layout, end - start);
               if (typeof rebuilt === "string") {
                 throw new MosaicError(

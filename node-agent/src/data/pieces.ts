@@ -14,6 +14,17 @@ import type { ChunkHeader, PieceKey } from "../storage/chunk-format.ts";
 import type { ChunkStore } from "../storage/chunk-store.ts";
 import { readLocalManifest, readLocalManifests } from "./manifests.ts";
 
+/**
+ * A piece's bytes, or a range's, with their crc32c: checked by whoever read
+ * them (the local store, or the reader against the holder's announcement),
+ * so a whole-file check can combine these instead of reading every byte
+ * again (file-reader.ts).
+ */
+export interface PieceBytes {
+  data: Buffer[];
+  crc32c: number;
+}
+
 export function pieceName(key: PieceKey): string {
   return `${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot}`;
 }
@@ -71,9 +82,12 @@ export class PieceIO {
     await this.#peers.putPiece(node, { key, dataLengthBytes, crc32c: crc }, data);
   }
 
-  async get(node: string, key: PieceKey): Promise<Buffer[]> {
-    if (node !== this.self) return (await this.#peers.getPiece(node, key)).data;
-    return this.#local(key, async () => (await this.#store.get(key)).data);
+  async get(node: string, key: PieceKey): Promise<PieceBytes> {
+    if (node !== this.self) return this.#peers.getPiece(node, key);
+    return this.#local(key, async () => {
+      const { header, data } = await this.#store.get(key);
+      return { data, crc32c: header.crc32c };
+    });
   }
 
   /**
@@ -82,15 +96,16 @@ export class PieceIO {
    * or sends, only the range: a reader that wants part of a piece moves that
    * part alone.
    */
-  async getRange(node: string, key: PieceKey, range: PieceRange): Promise<Buffer[]> {
-    if (node !== this.self) return (await this.#peers.getPiece(node, key, range)).data;
-    return this.#local(key, async () => (await this.#store.getRange(key, range)).data);
+  async getRange(node: string, key: PieceKey, range: PieceRange): Promise<PieceBytes> {
+    if (node !== this.self) return this.#peers.getPiece(node, key, range);
+    return this.#local(key, () => this.#store.getRange(key, range));
   }
 
   /** A read of this node's own piece: corruption is logged, a missing piece reported to onMissing. */
-  async #local(key: PieceKey, read: () => Promise<Buffer>): Promise<Buffer[]> {
+  async #local(key: PieceKey, read: () => Promise<{ data: Buffer; crc32c: number }>): Promise<PieceBytes> {
     try {
-      return [await read()];
+      const { data, crc32c } = await read();
+      return { data: [data], crc32c };
     } catch (error) {
       if (isMosaicError(error, "MOSAIC_ERR_CHUNK_CORRUPT")) {
         this.#log.warn({ piece: pieceName(key), err: error.message }, "corrupt piece found on read");

@@ -91,7 +91,7 @@ async function copyPiece(
   for (const node of new Set(nodes)) {
     if (node === ctx.self) continue;
     try {
-      return { data: await ctx.pieces.get(node, key), how: `copied from ${node}` };
+      return { data: (await ctx.pieces.get(node, key)).data, how: `copied from ${node}` };
     } catch {
       // Not there (or not whole): the stripe rebuilds it.
     }
@@ -127,7 +127,7 @@ async function copyReplica(
     const node = nodes[slot] as string;
     try {
       return {
-        data: await ctx.pieces.get(node, { ...key, slot }),
+        data: (await ctx.pieces.get(node, { ...key, slot })).data,
         how: `copied replica ${slot} from ${node}`,
       };
     } catch (error) {
@@ -151,7 +151,7 @@ async function rebuildErasure(
     nodes.map(async (node, slot): Promise<Buffer | undefined> => {
       if (slot === key.slot) return undefined;
       try {
-        const parts = await ctx.pieces.get(node, { ...key, slot });
+        const { data: parts } = await ctx.pieces.get(node, { ...key, slot });
         return parts.length === 1 ? parts[0] : Buffer.concat(parts);
       } catch (error) {
         failures.push(`slot ${slot} on ${node}: ${(error as Error).message}`);

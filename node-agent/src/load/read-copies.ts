@@ -485,7 +485,7 @@ export class ReadCopies implements PeerReadCopies {
     let from: string | undefined;
     for (const source of sources) {
       try {
-        data = await pieces.get(source.holder, source.key);
+        data = (await pieces.get(source.holder, source.key)).data;
         from = source.holder;
         break;
       } catch {

@@ -5,7 +5,7 @@
 // range) of a copy held on this very node counts as in flight like one that
 // came over the wire, so a drain waits for it too.
 import type { FileManifest } from "../core/manifest.ts";
-import { PieceIO } from "../data/pieces.ts";
+import { type PieceBytes, PieceIO } from "../data/pieces.ts";
 import type { PieceRange } from "../rpc/messages.ts";
 import type { PieceKey } from "../storage/piece-key.ts";
 import type { ReadCopies } from "./read-copies.ts";
@@ -27,15 +27,15 @@ export class ReadCopyPieceIO extends PieceIO {
     return this.#copies?.holders(manifest, stripe, placed, slot) ?? placedHolders(manifest, placed, slot);
   }
 
-  override get(node: string, key: PieceKey): Promise<Buffer[]> {
+  override get(node: string, key: PieceKey): Promise<PieceBytes> {
     return this.#counted(node, key, () => super.get(node, key));
   }
 
-  override getRange(node: string, key: PieceKey, range: PieceRange): Promise<Buffer[]> {
+  override getRange(node: string, key: PieceKey, range: PieceRange): Promise<PieceBytes> {
     return this.#counted(node, key, () => super.getRange(node, key, range));
   }
 
-  async #counted(node: string, key: PieceKey, read: () => Promise<Buffer[]>): Promise<Buffer[]> {
+  async #counted(node: string, key: PieceKey, read: () => Promise<PieceBytes>): Promise<PieceBytes> {
     if (node !== this.self || this.#copies === undefined) return read();
     const ended = this.#copies.beginRead(key);
     try {

@@ -155,7 +155,7 @@ export class PeerClients {
     node: string,
     key: PieceKey,
     range?: PieceRange,
-  ): Promise<{ header: GetPieceHeader; data: Buffer[] }> {
+  ): Promise<{ header: GetPieceHeader; data: Buffer[]; crc32c: number }> {
     const request: GetPieceRequest = range === undefined ? { key } : { key, range };
     return this.#onChannels(node, async (client, peer, signal) => {
       const call = client.getPiece(encodeJson(request), this.#deadline());
@@ -165,8 +165,7 @@ export class PeerClients {
         const header = decodeJson(stream.header, "GetPiece header", validateGetPieceHeader);
         const received = await collect(stream.data, header.dataLengthBytes, `GetPiece from ${peer}`);
         const label = `piece ${key.volume}/${key.fileId} v${key.version} stripe ${key.stripe} slot ${key.slot} from ${peer}`;
-        const data = checkReceivedPiece(received, header, range, label);
-        return { header, data };
+        return { header, ...checkReceivedPiece(received, header, range, label) };
       } catch (error) {
         call.cancel();
         throw fromServiceError(error, peer);

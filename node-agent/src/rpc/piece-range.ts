@@ -13,14 +13,14 @@ import type { GetPieceHeader, PieceRange } from "./messages.ts";
  * `asked` is undefined, else that range of it. A holder that does not know
  * ranges sends the whole piece without echoing one: it is checked whole and
  * the range is cut from it (views, no copy). `label` names the piece and its
- * holder in errors.
+ * holder in errors. With the bytes, their crc32c.
  */
 export function checkReceivedPiece(
   data: readonly Buffer[],
   header: GetPieceHeader,
   asked: PieceRange | undefined,
   label: string,
-): Buffer[] {
+): { data: Buffer[]; crc32c: number } {
   let length = 0;
   let crc = 0;
   for (const part of data) {
@@ -41,16 +41,18 @@ export function checkReceivedPiece(
         `${label}: sent bytes ${describeRange(header.range)}, asked ${asked === undefined ? "the whole piece" : describeRange(asked)}`,
       );
     }
-    return [...data];
+    return { data: [...data], crc32c: crc };
   }
-  if (asked === undefined) return [...data];
+  if (asked === undefined) return { data: [...data], crc32c: crc };
   if (asked.offset + asked.length > length) {
     throw new MosaicError(
       "MOSAIC_ERR_BAD_REQUEST",
       `${label}: bytes ${describeRange(asked)} asked of a piece of ${length} bytes`,
     );
   }
-  return sliceParts(data, asked.offset, asked.length);
+  // A holder that does not know ranges sent it all: the part's crc32c is read from the part.
+  const part = sliceParts(data, asked.offset, asked.length);
+  return { data: part, crc32c: part.reduce((c, b) => crc32c(b, c), 0) };
 }
 
 function describeRange(range: PieceRange): string {

@@ -41,7 +41,8 @@ describe("checkReceivedPiece", () => {
     const slice = piece.subarray(100, 400);
     const header = { dataLengthBytes: 300, crc32c: crc32c(slice), range: { offset: 100, length: 300 } };
     const got = checkReceivedPiece(parts(slice, 17, 250), header, { offset: 100, length: 300 }, LABEL);
-    assert.deepEqual(Buffer.concat(got), slice);
+    assert.deepEqual(Buffer.concat(got.data), slice);
+    assert.equal(got.crc32c, crc32c(slice));
   });
 
   test("a slice whose bytes differ from its crc32c is CHUNK_CORRUPT, naming the piece", () => {
@@ -79,9 +80,10 @@ describe("checkReceivedPiece", () => {
   test("a holder that knows no ranges sends the whole piece: checked whole, then cut to the range", () => {
     const header = { dataLengthBytes: piece.length, crc32c: crc32c(piece) };
     const got = checkReceivedPiece(parts(piece, 50, 500), header, { offset: 450, length: 100 }, LABEL);
-    assert.deepEqual(Buffer.concat(got), piece.subarray(450, 550));
+    assert.deepEqual(Buffer.concat(got.data), piece.subarray(450, 550));
+    assert.equal(got.crc32c, crc32c(piece.subarray(450, 550)), "the crc32c is the range's, not the piece's");
     assert.ok(
-      got.every((b) => b.buffer === piece.buffer),
+      got.data.every((b) => b.buffer === piece.buffer),
       "the range is views of what arrived, not a copy",
     );
     const bad = Buffer.from(piece);
@@ -98,10 +100,9 @@ describe("checkReceivedPiece", () => {
 
   test("a whole-piece answer to a whole-piece request is returned as it came", () => {
     const header = { dataLengthBytes: piece.length, crc32c: crc32c(piece) };
-    assert.deepEqual(
-      Buffer.concat(checkReceivedPiece(parts(piece, 1, 999), header, undefined, LABEL)),
-      piece,
-    );
+    const got = checkReceivedPiece(parts(piece, 1, 999), header, undefined, LABEL);
+    assert.deepEqual(Buffer.concat(got.data), piece);
+    assert.equal(got.crc32c, crc32c(piece));
   });
 });
 

@@ -14,7 +14,7 @@ import { placeFileStripe } from "../../src/core/file-placement.ts";
 import type { FileManifest } from "../../src/core/manifest.ts";
 import type { ReadContext } from "../../src/data/context.ts";
 import { type ReadStats, readFileRange } from "../../src/data/file-reader.ts";
-import { PieceIO } from "../../src/data/pieces.ts";
+import { type PieceBytes, PieceIO } from "../../src/data/pieces.ts";
 import { silentLogger } from "../../src/log.ts";
 import type { PieceRange } from "../../src/rpc/messages.ts";
 import { PeerClients } from "../../src/rpc/peer-client.ts";
@@ -33,14 +33,14 @@ class CountedPieces extends PieceIO {
   wholePieces = 0;
   rangeBytes = 0;
 
-  override async get(node: string, key: PieceKey): Promise<Buffer[]> {
+  override async get(node: string, key: PieceKey): Promise<PieceBytes> {
     this.wholePieces++;
     return super.get(node, key);
   }
 
-  override async getRange(node: string, key: PieceKey, range: PieceRange): Promise<Buffer[]> {
+  override async getRange(node: string, key: PieceKey, range: PieceRange): Promise<PieceBytes> {
     const got = await super.getRange(node, key, range);
-    this.rangeBytes += got.reduce((n, b) => n + b.length, 0);
+    this.rangeBytes += got.data.reduce((n, b) => n + b.length, 0);
     return got;
   }
 }
