@@ -13,7 +13,7 @@ import type { VolumeSpec } from "../core/volume.ts";
 import { isMosaicError, MosaicError } from "../errors.ts";
 import type { LoadLevel } from "../load/level.ts";
 import type { HeldCount } from "../load/read-copy-messages.ts";
-import type { FileHandler, FileReply } from "../rpc/file-handler.ts";
+import type { FileHandler, FileReply, RequestOrigin } from "../rpc/file-handler.ts";
 import type { FileRequest } from "../rpc/messages.ts";
 import type { PeerClients } from "../rpc/peer-client.ts";
 import { decodeJson } from "../rpc/wire.ts";
@@ -61,7 +61,7 @@ export class FileService implements FileHandler {
   async handle(
     request: FileRequest,
     input: AsyncIterable<Buffer>,
-    origin: { forwarded: boolean },
+    origin: RequestOrigin,
   ): Promise<FileReply> {
     switch (request.op) {
       case "cluster": {
@@ -182,7 +182,7 @@ export class FileService implements FileHandler {
   async #atOwner(
     request: Extract<FileRequest, { op: "put" | "delete" }>,
     input: AsyncIterable<Buffer>,
-    origin: { forwarded: boolean },
+    origin: RequestOrigin,
   ): Promise<FileReply> {
     const spec = this.#spec(request.volume);
     const fileId = fileIdOf(spec.name, request.name);
@@ -193,7 +193,7 @@ export class FileService implements FileHandler {
         { op: request.op, volume: spec.name, file: request.name, owner },
         "forwarding to owner",
       );
-      const reply = await this.#peers.forwardRequest(owner, request, input);
+      const reply = await this.#peers.forwardRequest(owner, request, input, origin.clientGone);
       return { header: decodeJson(reply.header, "forwarded reply", (v) => v) };
     }
     return this.#writes.run(fileId, async () => {

@@ -150,7 +150,15 @@ async function putFile(
     ...(length === undefined ? {} : { sizeBytes: Number(length) }),
   };
   // The request body is the write's source: read as the write consumes it, never whole.
-  const reply = await files.handle(request, req, { forwarded: false });
+  // A client whose connection closes before the reply is gone (forward-sender.ts).
+  const gone = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) gone.abort();
+  };
+  res.once("close", onClose);
+  const reply = await files
+    .handle(request, req, { forwarded: false, clientGone: gone.signal })
+    .finally(() => res.off("close", onClose));
   const manifest = (reply.header as { manifest: FileManifest }).manifest;
   manifests.set(manifest);
   const r = representationOf(manifest);

@@ -84,6 +84,8 @@ export interface IpcSession {
   queue: Promise<void>;
   queued: number;
   closing: Promise<void> | undefined;
+  /** Aborted when the session is dropped: a forward of its request is not resumed for nobody. */
+  gone: AbortController;
 }
 
 const MAX_QUEUED = 8;
@@ -181,8 +183,12 @@ export class IpcServer {
    * (PeerClients.forwardRequest, rpc/forward-sender.ts), `input` streamed
    * along as it comes out of the client's ring.
    */
-  forwardRequest(request: FileRequest, input: AsyncIterable<Buffer>): Promise<FileReply> {
-    return this.#files.handle(request, input, { forwarded: false });
+  forwardRequest(
+    request: FileRequest,
+    input: AsyncIterable<Buffer>,
+    clientGone?: AbortSignal,
+  ): Promise<FileReply> {
+    return this.#files.handle(request, input, { forwarded: false, clientGone });
   }
 
   /**
@@ -343,6 +349,7 @@ export class IpcServer {
         queue: Promise.resolve(),
         queued: 0,
         closing: undefined,
+        gone: new AbortController(),
       };
       session.attachTimer = setTimeout(() => {
         if (!session.attached) void this.#drop(session, "not attached in time");
@@ -445,7 +452,7 @@ export class IpcServer {
       const request: FileRequest = validateFileRequest(raw);
       reply =
         body?.range === undefined
-          ? await this.forwardRequest(request, input?.iterable ?? noInput)
+          ? await this.forwardRequest(request, input?.iterable ?? noInput, session.gone.signal)
           : await this.#rangedGet(request, body.range);
     } catch (error) {
       if (error instanceof RingError) throw error;
@@ -541,6 +548,7 @@ export class IpcServer {
   /** Ends a session: wakes any wait on its rings, unmaps them, forgets it. */
   #drop(session: IpcSession, why: string): Promise<void> {
     session.closing ??= (async () => {
+      session.gone.abort();
       clearTimeout(session.attachTimer);
       session.life?.close();
       closeQuietly(session.replyFd); // the client's watch on us ends: it stops waiting at once

@@ -11,6 +11,13 @@ import { decodeJson, encodeJson, toServiceError } from "./wire.ts";
 
 const noInput: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: async function* () {} };
 
+/** The origin of a client's call: the client is gone once it cancels (or its connection dies). */
+function clientOrigin(call: { on(event: "cancelled", listener: () => void): unknown }) {
+  const gone = new AbortController();
+  call.on("cancelled", () => gone.abort());
+  return { forwarded: false, clientGone: gone.signal };
+}
+
 export function filesServiceHandlers(files: FileHandler, parent: Logger): grpc.UntypedServiceImplementation {
   const log = parent.child({ component: "files-server" });
   const refuse = (op: string, call: { getPeer(): string }, error: unknown) => {
@@ -26,7 +33,7 @@ export function filesServiceHandlers(files: FileHandler, parent: Logger): grpc.U
   const unary =
     (op: FileOp) => (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       (async () =>
-        (await files.handle(request(call.request, op), noInput, { forwarded: false })).header)().then(
+        (await files.handle(request(call.request, op), noInput, clientOrigin(call))).header)().then(
         (header) => callback(null, encodeJson(header)),
         (error) => callback(refuse(op, call, error)),
       );
@@ -36,7 +43,7 @@ export function filesServiceHandlers(files: FileHandler, parent: Logger): grpc.U
     put: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
       (async () => {
         const stream = await splitHeader(call, "Put");
-        const reply = await files.handle(request(stream.header, "put"), stream.data, { forwarded: false });
+        const reply = await files.handle(request(stream.header, "put"), stream.data, clientOrigin(call));
         return reply.header;
       })().then(
         (header) => callback(null, encodeJson(header)),

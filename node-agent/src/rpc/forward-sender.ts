@@ -6,6 +6,12 @@
 // channel under the same session, from the offset the owner reports
 // (forward-sessions.ts). The client sees an error only if the owner itself
 // fails the request, or cannot be reached on either channel within its grace.
+//
+// A forward outlives a broken stream, not its client. Once the client is
+// gone it sees no reply either way, and a put started again from its start
+// (the owner lost the session) would be a new version, newer than any write
+// acknowledged to someone else meanwhile: a dead application's old data
+// would come back over the newer file. So no stream is opened for it again.
 import { randomUUID } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
 import { isMosaicError, MosaicError } from "../errors.ts";
@@ -47,8 +53,9 @@ export async function forwardResumably(
   request: FileRequest,
   input: AsyncIterable<Buffer>,
   log: Logger,
-  windowBytes = FORWARD_WINDOW_BYTES,
+  options: { windowBytes?: number; clientGone?: AbortSignal } = {},
 ): Promise<Buffer> {
+  const { windowBytes = FORWARD_WINDOW_BYTES, clientGone } = options;
   const session = randomUUID();
   const outbox = new Outbox(windowBytes);
   void outbox.fill(input);
@@ -68,12 +75,14 @@ export async function forwardResumably(
       } catch (error) {
         const failure = fromServiceError(error, stream.peer);
         if (!resumable(error) || attempt >= ATTEMPTS_MAX) throw withHistory(failure, broken);
+        if (clientGone?.aborted) throw withHistory(notResumed(failure), broken);
         broken.push(failure.message);
         resume ||= progress.reached;
         idle = progress.reached ? 0 : idle + 1;
         // Neither channel took a stream: give them their next connect attempt, once.
         const next = idle >= 2 ? await route.reconnected() : route.next(channel);
         if (next === undefined) throw withHistory(failure, broken.slice(0, -1));
+        if (clientGone?.aborted) throw withHistory(notResumed(failure), broken.slice(0, -1));
         log.info(
           {
             session,
@@ -97,6 +106,12 @@ export async function forwardResumably(
 /** A stream broken under the forward (transport), as opposed to the owner's verdict: worth resuming. */
 function resumable(error: unknown): boolean {
   return error instanceof ChannelLost || isTransportFailure(error);
+}
+
+function notResumed(failure: MosaicError): MosaicError {
+  return new MosaicError(failure.code, `${failure.message}; not resumed: the client that sent it is gone`, {
+    cause: failure,
+  });
 }
 
 function withHistory(failure: MosaicError, broken: string[]): MosaicError {

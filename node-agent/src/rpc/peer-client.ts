@@ -208,11 +208,13 @@ export class PeerClients {
    * to the agent that owns it. Resolves with that agent's reply header
    * (forward_response). A stream broken under it (a channel lost) is resumed
    * on the other channel where the owner got to, so the client sees no error.
+   * Once `clientGone` aborts, a broken stream is not resumed (forward-sender.ts).
    */
   async forwardRequest(
     node: string,
     request: FileRequest,
     input: AsyncIterable<Buffer>,
+    clientGone?: AbortSignal,
   ): Promise<{ header: Buffer }> {
     const route: ForwardRoute = {
       first: () => this.#channelFor(node),
@@ -227,7 +229,7 @@ export class PeerClients {
         return { call: client.forward(), peer, channel, signal: ticket.signal, done: ticket.done };
       },
     };
-    return { header: await forwardResumably(route, request, input, this.#log) };
+    return { header: await forwardResumably(route, request, input, this.#log, { clientGone }) };
   }
 
   /**

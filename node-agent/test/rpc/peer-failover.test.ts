@@ -334,6 +334,62 @@ describe("PeerClients: calls in flight on a channel that dies move to the other 
     }
   });
 
+  test("a forward whose client is gone is not resumed when its stream breaks: the owner's grace drops it, nothing is written", async () => {
+    const s = await sender();
+    const name = "failover/client-gone.bin";
+    const size = 2 * MiB; // under the owner's ack interval: the whole input is held, so a put could start again
+    const clientGone = new AbortController();
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    async function* input(): AsyncGenerator<Buffer> {
+      let first = true;
+      for await (const part of patternBytes(size, 13, MiB)) {
+        if (!first) await released; // the rest only once channel A died and the client went
+        first = false;
+        yield part;
+      }
+    }
+    const forward = s.peers.forwardRequest(
+      OWNER,
+      { op: "put", volume: VOLUME.name, name, sizeBytes: size },
+      input(),
+      clientGone.signal,
+    );
+    forward.catch(() => {});
+    await sleep(300); // the owner has the session and the first MiB
+    s.proxy.freeze();
+    clientGone.abort(); // the application was killed
+    s.lose();
+    release();
+    await assert.rejects(forward, /not resumed: the client that sent it is gone/);
+    assert.equal(
+      s.lines.filter((l) => l.msg === "forward moved to the other channel").length,
+      0,
+      "no stream was opened again",
+    );
+    assert.equal(s.peers.callsInFlight, 0);
+
+    await sleep(GRACE_MS + 1_000); // the owner's session lapses
+    const fileId = fileIdOf(VOLUME.name, name);
+    for (const agent of agents) {
+      assert.deepEqual(
+        await agent.store.versions(VOLUME.name, fileId),
+        [],
+        `${agent.nodeId}: no pieces left`,
+      );
+    }
+    const client = new AgentClient((agents[1] as Agent).addresses[0]);
+    try {
+      await assert.rejects(client.head(VOLUME.name, name), (e) =>
+        isMosaicError(e, "MOSAIC_ERR_NO_SUCH_FILE"),
+      );
+    } finally {
+      client.close();
+    }
+  });
+
   test("a forward whose sender falls silent and never resumes: the owner's keepalive ends it, the grace drops it", {
     timeout: 60_000,
   }, async () => {
