@@ -2,7 +2,7 @@
 // operator pods, ClusterNodes, a StripedVolume's status, the operator's
 // leader. Each read is one kubectl call, so a scenario's timings are the
 // API's view of the cluster, as a user's `kubectl get` would see it.
-import type { V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { AGENT_SELECTOR } from "../../operator/src/api/agents.ts";
 import type { ClusterNode, StripedVolume, StripedVolumeStatus } from "../../operator/src/api/types.ts";
 import { podOfIdentity } from "../../operator/src/framework/leader-election.ts";
@@ -66,6 +66,20 @@ export class Observer {
       node,
     ]);
     return n.status?.conditions?.find((c) => c.type === "Ready")?.status;
+  }
+
+  /** The Events in the Mosaic namespace with `reason`, as the API has them. */
+  async events(reason: string): Promise<CoreV1Event[]> {
+    return (
+      await this.json<{ items: CoreV1Event[] }>([
+        "get",
+        "events",
+        "-n",
+        this.#c.namespace,
+        "--field-selector",
+        `reason=${reason}`,
+      ])
+    ).items;
   }
 
   /** `kubectl get <what>` as a user sees it, for a scenario's report. */

@@ -4,12 +4,15 @@
 // StripedVolume Healthy, then waits for its replacement to be Ready and the
 // volumes Healthy again before the next. A pod is outdated when its
 // template-hash annotation is not the DaemonSet's. nextRollout is pure;
-// rollAgents reads the API and acts.
+// rollAgents reads the API and acts. Each deletion is recorded as an Event
+// on the DaemonSet naming the volumes' phases it was decided on, so a user
+// (and the e2e rollout check) sees what the operator saw, not a later sample.
 import type { V1DaemonSet, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { TEMPLATE_HASH } from "./agent-daemonset.ts";
 import { AGENT_SELECTOR } from "./api/agents.ts";
 import type { StripedVolume } from "./api/types.ts";
+import { recordEvent } from "./framework/controller.ts";
 import type { KubeRest } from "./framework/kube-rest.ts";
 import { collectionPath, DAEMON_SETS, objectPath, STRIPED_VOLUMES } from "./framework/resources.ts";
 
@@ -21,15 +24,24 @@ export interface AgentPodView {
   deleting: boolean;
 }
 
+export interface VolumePhase {
+  name: string;
+  phase: string | undefined;
+}
+
 export type RolloutStep =
   | { kind: "done" }
   | { kind: "wait"; reason: string }
-  | { kind: "delete"; pod: string; node: string; left: number };
+  /** `volumes`: the phases the deletion was decided on. */
+  | { kind: "delete"; pod: string; node: string; left: number; volumes: readonly VolumePhase[] };
+
+/** The reason of the Event recorded for each agent pod the rollout deletes. */
+export const ROLLING_AGENT = "RollingAgent";
 
 export function nextRollout(
   want: string,
   pods: readonly AgentPodView[],
-  volumes: readonly { name: string; phase: string | undefined }[],
+  volumes: readonly VolumePhase[],
 ): RolloutStep {
   const outdated = pods.filter((p) => p.hash !== want).sort((a, b) => a.node.localeCompare(b.node));
   if (outdated.length === 0) return { kind: "done" };
@@ -41,7 +53,7 @@ export function nextRollout(
   if (unhealthy !== undefined)
     return { kind: "wait", reason: `volume ${unhealthy.name} is ${unhealthy.phase ?? "not reported yet"}` };
   const next = outdated[0] as AgentPodView;
-  return { kind: "delete", pod: next.name, node: next.node, left: outdated.length };
+  return { kind: "delete", pod: next.name, node: next.node, left: outdated.length, volumes };
 }
 
 function viewOf(pod: V1Pod): AgentPodView {
@@ -78,6 +90,14 @@ export async function rollAgents(
     log.info(
       { pod: step.pod, node: step.node, left: step.left, template: want },
       "rolling the agent on a node",
+    );
+    const phases = step.volumes.map((v) => `${v.name} ${v.phase}`).join(", ") || "no volumes";
+    await recordEvent(
+      rest,
+      { component: "mosaic-operator", resource: DAEMON_SETS, object: ds, log },
+      "Normal",
+      ROLLING_AGENT,
+      `deleting ${step.pod} on ${step.node} (${step.left} outdated); every agent Ready; volumes: ${phases}`,
     );
     await rest.delete(`/api/v1/namespaces/${daemonSet.namespace}/pods/${step.pod}`);
   } else if (step.kind === "wait") {

@@ -26,6 +26,7 @@ test("every pod on the template: done; else the first outdated node, when all is
       pod: "mosaic-agent-node-0",
       node: "node-0",
       left: 2,
+      volumes: healthy,
     },
   );
   // A pod made before template hashes existed is outdated too.
